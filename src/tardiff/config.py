@@ -1,0 +1,122 @@
+"""Load and validate the workflow config; resolve per-dataset defaults.
+
+The JSON schema (``config_schema.yaml``, also reachable as ``config/schema.yaml``) is the single
+definition of what a config may contain. Snakemake validates with it; :func:`load_config` does the
+same for the command line and the tests, filling in defaults.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mimic3": {
+        "resolution_minutes": 60,
+        "features": ["hr", "sbp", "dbp", "mbp", "rr", "temp", "spo2"],
+        "tasks": {"mortality": {}, "icu_stay": {"threshold_days": 3}},
+    },
+    "eicu": {
+        "resolution_minutes": 5,
+        "features": ["hr", "rr", "spo2"],
+        "tasks": {"mortality": {}, "icu_stay": {"threshold_days": 3}},
+    },
+    "yaib": {
+        "resolution_minutes": 60,
+        "features": ["hr", "sbp", "dbp", "map", "resp", "temp", "o2sat"],
+    },
+}
+
+
+class ConfigError(ValueError):
+    """An invalid config; the message names the offending key."""
+
+
+def schema() -> dict[str, Any]:
+    """The config JSON schema as a dict."""
+    text = resources.files("tardiff").joinpath("config_schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _with_defaults(validator_class):
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, sch):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, sch)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``config`` against the schema and return a copy with defaults filled in."""
+    config = copy.deepcopy(config)
+    errors = sorted(_Validator(schema()).iter_errors(config), key=lambda e: list(e.path))
+    if errors:
+        lines = []
+        for err in errors:
+            key = ".".join(str(p) for p in err.path) or "<top level>"
+            lines.append(f"config key '{key}': {err.message}")
+        raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
+    for name in config["datasets"]:
+        config["datasets"][name] = dataset_settings(config, name)
+    split = config["split"]
+    if abs(split["train"] + split["val"] + split["test"] - 1.0) > 1e-6:
+        raise ConfigError("config key 'split': train + val + test must sum to 1")
+    return config
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file, validate it and fill defaults."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"config file not found: {path}")
+    with path.open() as fh:
+        raw = yaml.safe_load(fh) or {}
+    try:
+        return validate_config(raw)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def dataset_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """Settings of dataset ``name`` with the source-specific defaults filled in."""
+    if name not in config["datasets"]:
+        raise ConfigError(f"config key 'datasets.{name}' does not exist")
+    entry = copy.deepcopy(config["datasets"][name])
+    for key, value in SOURCE_DEFAULTS[entry["source"]].items():
+        entry.setdefault(key, copy.deepcopy(value))
+    for task in entry["tasks"].values():
+        task.setdefault("threshold_days", 3)
+    if entry["source"] == "yaib" and len(entry["tasks"]) != 1:
+        raise ConfigError(
+            f"config key 'datasets.{name}.tasks': a YAIB cohort has one label; name exactly one task"
+        )
+    if entry["source"] != "yaib" and entry.get("raw_dir") is None:
+        entry["raw_dir"] = None  # embedded demo
+    if 60 * entry["hours"] % entry["resolution_minutes"]:
+        raise ConfigError(
+            f"config key 'datasets.{name}.resolution_minutes' must divide hours * 60"
+        )
+    return entry
+
+
+def n_steps(entry: dict[str, Any]) -> int:
+    """Number of grid steps T of a dataset's time series."""
+    return 60 * entry["hours"] // entry["resolution_minutes"]
+
+
+def uses_demo(entry: dict[str, Any]) -> bool:
+    """Whether the dataset's raw tables come from the embedded demo simulator."""
+    return entry["source"] in {"mimic3", "eicu"} and entry.get("raw_dir") is None
