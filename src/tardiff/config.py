@@ -101,14 +101,10 @@ def dataset_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
         task.setdefault("threshold_days", 3)
     if entry["source"] == "yaib" and len(entry["tasks"]) != 1:
         raise ConfigError(
-            f"config key 'datasets.{name}.tasks': a YAIB cohort has one label; name exactly one task"
+            f"config key 'datasets.{name}.tasks': a YAIB cohort has one label, so name one task"
         )
-    if entry["source"] != "yaib" and entry.get("raw_dir") is None:
-        entry["raw_dir"] = None  # embedded demo
     if 60 * entry["hours"] % entry["resolution_minutes"]:
-        raise ConfigError(
-            f"config key 'datasets.{name}.resolution_minutes' must divide hours * 60"
-        )
+        raise ConfigError(f"config key 'datasets.{name}.resolution_minutes' must divide hours * 60")
     return entry
 
 

@@ -32,7 +32,7 @@ def seed_everything(seed: int) -> None:
     import torch
 
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (legacy global state used by libraries)
     torch.manual_seed(seed)
 
 

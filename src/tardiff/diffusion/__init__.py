@@ -1,0 +1,1 @@
+"""Class-conditional diffusion: noise schedules, training and samplers."""

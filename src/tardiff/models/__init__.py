@@ -1,0 +1,1 @@
+"""Neural networks: the diffusion denoiser and the downstream classifier."""
