@@ -2,7 +2,7 @@
 
 One declarative table shared by the demo simulator (which writes raw rows) and the extraction
 (which reads them). Item ids follow ``../shared/reference/ehr-sources.md`` and the
-mimic3-benchmarks item map (``data/mimic3_itemids.csv``).
+mimic3-benchmarks item map (``resources/mimic3_itemids.csv``).
 """
 
 from __future__ import annotations
