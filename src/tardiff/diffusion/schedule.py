@@ -11,10 +11,12 @@ All tables are float64 and are cast to the dtype/device of the tensor they are a
 from __future__ import annotations
 
 import math
+from numbers import Integral
 
 import torch
 
 PREDICTIONS = ("eps", "v")
+Timestep = torch.Tensor | int  # (B,) long tensor, or one int for the whole batch
 
 
 def cosine_betas(timesteps: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
@@ -64,19 +66,24 @@ class NoiseSchedule:
         """Number of diffusion steps ``T``."""
         return len(self.betas)
 
-    def at(self, table: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        """``table[t]`` shaped ``(B, 1, 1)`` in ``like``'s dtype and device."""
+    def at(self, table: torch.Tensor, t: Timestep, like: torch.Tensor) -> torch.Tensor | float:
+        """``table[t]`` shaped ``(B, 1, 1)`` in ``like``'s dtype and device; a float for int ``t``.
+
+        Samplers pass an int (one timestep for the whole batch), which avoids device syncs.
+        """
+        if isinstance(t, Integral):
+            return float(table[t])
         values = table[t.cpu()].to(device=like.device, dtype=like.dtype)
         return values.reshape(-1, *([1] * (like.ndim - 1)))
 
-    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def q_sample(self, x0: torch.Tensor, t: Timestep, noise: torch.Tensor) -> torch.Tensor:
         """Draw ``x_t`` given ``x0`` and standard normal ``noise``."""
         return (
             self.at(self.sqrt_alphas_cumprod, t, x0) * x0
             + self.at(self.sqrt_one_minus_alphas_cumprod, t, x0) * noise
         )
 
-    def target(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def target(self, x0: torch.Tensor, t: Timestep, noise: torch.Tensor) -> torch.Tensor:
         """Regression target of the denoiser: ``eps`` or ``v``."""
         if self.prediction == "eps":
             return noise
@@ -85,7 +92,7 @@ class NoiseSchedule:
         return a * noise - b * x0
 
     def split_output(
-        self, x_t: torch.Tensor, t: torch.Tensor, output: torch.Tensor
+        self, x_t: torch.Tensor, t: Timestep, output: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x0_hat, eps_hat)`` from the model output (eps- or v-prediction)."""
         a = self.at(self.sqrt_alphas_cumprod, t, x_t)
@@ -94,15 +101,15 @@ class NoiseSchedule:
             return (x_t - b * output) / a, output
         return a * x_t - b * output, b * x_t + a * output
 
-    def eps_from_x0(self, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-        """The noise consistent with ``x_t`` and ``x0``: ``(x_t - sqrt(ab_t) x0) / sqrt(1-ab_t)``."""
+    def eps_from_x0(self, x_t: torch.Tensor, t: Timestep, x0: torch.Tensor) -> torch.Tensor:
+        """Noise consistent with ``x_t`` and ``x0``: ``(x_t - sqrt(ab_t) x0) / sqrt(1 - ab_t)``."""
         a = self.at(self.sqrt_alphas_cumprod, t, x_t)
         b = self.at(self.sqrt_one_minus_alphas_cumprod, t, x_t)
         return (x_t - a * x0) / b
 
     def posterior(
-        self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, x0: torch.Tensor, x_t: torch.Tensor, t: Timestep
+    ) -> tuple[torch.Tensor, torch.Tensor | float]:
         """Mean and variance of ``q(x_{t-1} | x_t, x0)``; variance is 0 at ``t = 0``."""
         mean = (
             self.at(self.posterior_mean_coef1, t, x_t) * x0

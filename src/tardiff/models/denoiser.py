@@ -106,10 +106,12 @@ class Denoiser(nn.Module):
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(channel_mults))):
             for _ in range(num_res_blocks + 1):
-                self.up.append(ResBlock(ch + skip_chs.pop(), base_channels * mult, emb_dim, dropout))
-                ch = base_channels * mult
+                out_ch = base_channels * mult
+                self.up.append(ResBlock(ch + skip_chs.pop(), out_ch, emb_dim, dropout))
+                ch = out_ch
             if level > 0:
-                self.up.append(nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv1d(ch, ch, 3, 1, 1)))
+                conv = nn.Conv1d(ch, ch, 3, padding=1)
+                self.up.append(nn.Sequential(nn.Upsample(scale_factor=2), conv))
         self.out = nn.Sequential(_norm(ch), nn.SiLU(), nn.Conv1d(ch, n_features, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)

@@ -1,4 +1,4 @@
-"""Train the guidance classifier on the real train split; select it on the validation ``select`` part.
+"""Train the guidance classifier on the real train split; select it on validation ``select``.
 
 Early stopping watches the AUPRC on the ``select`` part of the validation split (the ``guide``
 part is reserved for the influence vector G, the test split is never read). The state with the
@@ -78,16 +78,23 @@ def train_classifier(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         model.eval()
         val = _scores(prepared.y["select"], predict_logits(model, prepared.x["select"], device))
         history.append({"epoch": epoch, "train_loss": total / len(x_train), **val})
         log.info(
             "epoch %d loss %.4f select auroc %.4f auprc %.4f",
-            epoch, total / len(x_train), val["auroc"], val["auprc"],
+            epoch,
+            total / len(x_train),
+            val["auroc"],
+            val["auprc"],
         )
         if val["auprc"] > best["auprc"]:
-            best = {"auprc": val["auprc"], "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
+            best = {
+                "auprc": val["auprc"],
+                "epoch": epoch,
+                "state": copy.deepcopy(model.state_dict()),
+            }
         elif epoch - best["epoch"] >= cfg["patience"]:
             log.info("early stop at epoch %d (best %d)", epoch, best["epoch"])
             break

@@ -1,0 +1,242 @@
+"""Reverse-diffusion samplers (ancestral DDPM, DDIM, DPM-Solver++(2M)) with a guidance hook.
+
+Every reverse step from ``t`` to ``s`` (``s = -1`` means the clean end, ``ab_{-1} = 1``):
+
+1. ``x0_hat, eps_hat`` from the model output (no autograd); with ``cfg_scale = w`` the output is
+   ``(1 + w) out(y) - w out(null)``; with ``clip_x0 = c``, ``x0_hat`` is clamped to ``[-c, c]``.
+2. Guidance hook: ``shift = guidance(x0_hat, x_t, y, t, sigma_t)`` (shape ``(B, T, C)``, computed
+   with the callable's own autograd) and ``x0_hat <- x0_hat + shift``.
+3. The noise estimate is recomputed from the final ``x0_hat`` so both stay consistent:
+   ``eps_hat = (x_t - sqrt(ab_t) x0_hat) / sqrt(1 - ab_t)``.
+4. The step, with ``z ~ N(0, I)``:
+
+   - ``ddpm``: ``x_{t-1} = c1_t x0_hat + c2_t x_t + sqrt(beta~_t) z`` (posterior of ``q``), so a
+     shift moves the mean by ``c1_t * shift``, ``c1_t = sqrt(ab_{t-1}) beta_t / (1 - ab_t)``.
+   - ``ddim``: ``x_s = sqrt(ab_s) x0_hat + sqrt(1 - ab_s - sigma^2) eps_hat + sigma z`` with
+     ``sigma = eta sqrt((1 - ab_s) / (1 - ab_t)) sqrt(1 - ab_t / ab_s)``. With ``k = T`` steps and
+     ``eta = 1`` this is exactly the ``ddpm`` step.
+   - ``dpm_solver++``: deterministic 2nd-order multistep update in ``x0`` space (Lu et al. 2022),
+     first order at the first and last step.
+
+``sigma_t`` given to the hook is the standard deviation of the noise the step adds; where that
+is 0 (``eta = 0``, ``dpm_solver++``, the last step) it is the noise level ``sqrt(1 - ab_t)`` of
+``x_t`` instead.
+
+The ``ddim``/``dpm_solver++`` grid has ``k`` steps ``t_j = round((k - j) T / k) - 1``,
+``j = 0..k-1`` ("trailing" spacing): it starts at ``T - 1`` and ``k = T`` gives every step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from tardiff.diffusion.schedule import NoiseSchedule
+
+SAMPLERS = ("ddpm", "ddim", "dpm_solver++")
+
+Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int, float], torch.Tensor]
+
+
+def timestep_grid(timesteps: int, steps: int) -> list[int]:
+    """Descending timesteps of a ``steps``-step sampler; always starts at ``timesteps - 1``."""
+    if not 1 <= steps <= timesteps:
+        raise ValueError(f"steps must be in 1..{timesteps}, got {steps}")
+    return [round((steps - j) * timesteps / steps) - 1 for j in range(steps)]
+
+
+def ddpm_mean_std(
+    schedule: NoiseSchedule, x_t: torch.Tensor, x0: torch.Tensor, t: int
+) -> tuple[torch.Tensor, float]:
+    """Mean and noise SD of the ancestral step ``t -> t-1`` given ``x0_hat``."""
+    mean, _ = schedule.posterior(x0, x_t, t)
+    return mean, float(schedule.posterior_variance[t]) ** 0.5
+
+
+def ddim_sigma(schedule: NoiseSchedule, t: int, s: int, eta: float) -> float:
+    """SD of the noise the DDIM step ``t -> s`` adds (``s = -1``: clean end)."""
+    ab_t = float(schedule.alphas_cumprod[t])
+    ab_s = float(schedule.alphas_cumprod[s]) if s >= 0 else 1.0
+    return eta * ((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)) ** 0.5
+
+
+def ddim_mean_std(
+    schedule: NoiseSchedule, x_t: torch.Tensor, x0: torch.Tensor, t: int, s: int, eta: float
+) -> tuple[torch.Tensor, float]:
+    """Mean and noise SD of the DDIM step ``t -> s`` (``s = -1``: clean end) given ``x0_hat``."""
+    ab_t = float(schedule.alphas_cumprod[t])
+    ab_s = float(schedule.alphas_cumprod[s]) if s >= 0 else 1.0
+    sigma = ddim_sigma(schedule, t, s, eta)
+    eps = (x_t - ab_t**0.5 * x0) / (1 - ab_t) ** 0.5
+    mean = ab_s**0.5 * x0 + max(1 - ab_s - sigma**2, 0.0) ** 0.5 * eps
+    return mean, sigma
+
+
+def _half_log_snr(ab: float) -> float:
+    return 0.5 * float(np.log(ab / (1 - ab)))
+
+
+def dpm_solver_mean(
+    schedule: NoiseSchedule,
+    x_t: torch.Tensor,
+    t: int,
+    s: int,
+    x0s: list[torch.Tensor],
+    hs: list[float],
+) -> torch.Tensor:
+    """DPM-Solver++(2M) step ``t -> s`` in x0 space (Lu et al. 2022).
+
+    ``x0s`` holds the previous and current ``x0_hat`` (one at the first step), ``hs`` the previous
+    log-SNR step sizes (appended to). First order at the first step and into the clean end.
+    """
+    if s < 0:
+        return x0s[-1]
+    ab_t = float(schedule.alphas_cumprod[t])
+    ab_s = float(schedule.alphas_cumprod[s])
+    h = _half_log_snr(ab_s) - _half_log_snr(ab_t)
+    d = x0s[-1]
+    if len(x0s) > 1:
+        r = hs[-1] / h
+        d = (1 + 1 / (2 * r)) * x0s[-1] - 1 / (2 * r) * x0s[-2]
+    hs.append(h)
+    return ((1 - ab_s) / (1 - ab_t)) ** 0.5 * x_t - ab_s**0.5 * float(np.expm1(-h)) * d
+
+
+def _randn(shape, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """Standard normal noise drawn on the generator's device (CPU by default), moved to device."""
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    return torch.randn(shape, generator=generator, device=gen_device).to(device)
+
+
+def _rms(x: torch.Tensor) -> float:
+    return float(x.detach().float().pow(2).mean().sqrt())
+
+
+def sample(
+    model: torch.nn.Module,
+    schedule: NoiseSchedule,
+    y: torch.Tensor,
+    seq_len: int,
+    n_features: int,
+    sampler: str = "ddim",
+    steps: int = 50,
+    eta: float = 1.0,
+    guidance: Guidance | None = None,
+    generator: torch.Generator | None = None,
+    diagnostics: list | None = None,
+    cfg_scale: float = 0.0,
+    clip_x0: float | None = None,
+) -> torch.Tensor:
+    """Draw ``(B, seq_len, n_features)`` samples of classes ``y`` (runs on ``y``'s device).
+
+    ``model(x, t, y)`` must be in eval mode and expose ``n_classes`` (its null label). Noise comes
+    from ``generator`` (drawn on its device, then moved). If ``diagnostics`` is a list, one dict
+    per step is appended: step, t, sigma, shift_rms (0 without guidance), x0_rms (of the model's
+    ``x0_hat``, before the shift).
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    T = schedule.timesteps
+    grid = list(range(T - 1, -1, -1)) if sampler == "ddpm" else timestep_grid(T, steps)
+    x = _randn((len(y), seq_len, n_features), generator, y.device)
+    null = torch.full_like(y, model.n_classes)
+    x0_hist: list[torch.Tensor] = []
+    h_hist: list[float] = []
+    for i, t in enumerate(grid):
+        s = grid[i + 1] if i + 1 < len(grid) else -1
+        tt = torch.full_like(y, t)
+        with torch.no_grad():
+            if cfg_scale:
+                both = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([y, null]))
+                out_c, out_u = both.chunk(2)
+                out = (1 + cfg_scale) * out_c - cfg_scale * out_u
+            else:
+                out = model(x, tt, y)
+            x0, _ = schedule.split_output(x, t, out)
+            if clip_x0 is not None:
+                x0 = x0.clamp(-clip_x0, clip_x0)
+
+        if sampler == "ddpm":
+            noise_sd = float(schedule.posterior_variance[t]) ** 0.5
+        elif sampler == "ddim":
+            noise_sd = ddim_sigma(schedule, t, s, eta)
+        else:
+            noise_sd = 0.0
+        sigma_t = noise_sd if noise_sd > 0 else float(schedule.sqrt_one_minus_alphas_cumprod[t])
+        shift = None
+        if guidance is not None:
+            shift = guidance(x0, x, y, t, sigma_t).detach()
+            if shift.shape != x0.shape:
+                raise ValueError(f"guidance returned shape {tuple(shift.shape)}, not {x0.shape}")
+        if diagnostics is not None:
+            diagnostics.append(
+                {
+                    "step": i,
+                    "t": t,
+                    "sigma": sigma_t,
+                    "shift_rms": 0.0 if shift is None else _rms(shift),
+                    "x0_rms": _rms(x0),
+                }
+            )
+
+        with torch.no_grad():
+            if shift is not None:
+                x0 = x0 + shift
+            if sampler == "ddpm":
+                x, sd = ddpm_mean_std(schedule, x, x0, t)
+            elif sampler == "ddim":
+                x, sd = ddim_mean_std(schedule, x, x0, t, s, eta)
+            else:
+                x0_hist = [*x0_hist[-1:], x0]
+                x, sd = dpm_solver_mean(schedule, x, t, s, x0_hist, h_hist), 0.0
+            if sd > 0:
+                x = x + sd * _randn(x.shape, generator, x.device)
+    return x
+
+
+def generate(
+    model: torch.nn.Module,
+    schedule: NoiseSchedule,
+    labels: np.ndarray,
+    seq_len: int,
+    n_features: int,
+    batch_size: int,
+    sampler: str = "ddim",
+    steps: int = 50,
+    eta: float = 1.0,
+    guidance: Guidance | None = None,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    cfg_scale: float = 0.0,
+    clip_x0: float | None = None,
+) -> tuple[np.ndarray, list[dict]]:
+    """Sample one series per entry of ``labels`` in mini-batches; returns float32 ``(N, T, C)``.
+
+    Deterministic for a given ``seed`` and ``batch_size``: one CPU generator seeded from ``seed``
+    feeds all batches in order. ``device`` defaults to the model's device. Diagnostics are the
+    per-step dicts of :func:`sample` with the batch index added as ``batch``.
+    """
+    if device is None:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    labels = np.asarray(labels, dtype=np.int64)
+    chunks, diagnostics = [], []
+    starts = range(0, len(labels), batch_size)
+    for b, start in enumerate(tqdm(starts, desc=f"sampling ({sampler})", disable=not progress)):
+        y = torch.as_tensor(labels[start : start + batch_size], device=device)
+        steps_diag: list[dict] = []
+        x = sample(
+            model, schedule, y, seq_len, n_features, sampler, steps, eta,
+            guidance=guidance, generator=generator, diagnostics=steps_diag,
+            cfg_scale=cfg_scale, clip_x0=clip_x0,
+        )  # fmt: skip
+        chunks.append(x.float().cpu().numpy())
+        diagnostics.extend({"batch": b, **d} for d in steps_diag)
+    x = np.concatenate(chunks) if chunks else np.zeros((0, seq_len, n_features), np.float32)
+    return x, diagnostics
