@@ -2,17 +2,17 @@ rule demo_raw:
     """Simulate raw tables in the MIMIC-III / eICU schemas (the embedded demo)."""
     output:
         directory("results/{dataset}/raw"),
-    params:
-        source=lambda wc: DATASETS[wc.dataset]["source"],
-        n_stays=lambda wc: DATASETS[wc.dataset]["demo"]["n_stays"],
-        seed=CFG["seed"],
-        code=source_hash("demo", "variables"),
     log:
         "results/{dataset}/logs/demo_raw.log",
     benchmark:
         "results/{dataset}/benchmarks/demo_raw.tsv"
     conda:
         "../../envs/data.yaml"
+    params:
+        source=lambda wc: DATASETS[wc.dataset]["source"],
+        n_stays=lambda wc: DATASETS[wc.dataset]["demo"]["n_stays"],
+        seed=CFG["seed"],
+        code=source_hash("demo", "variables"),
     script:
         "../scripts/demo_raw.py"
 
@@ -25,20 +25,20 @@ rule extract_cohort:
         stays="results/{dataset}/cohort/stays.parquet",
         timeseries="results/{dataset}/cohort/timeseries.parquet",
         summary="results/{dataset}/cohort/summary.json",
+    log:
+        "results/{dataset}/logs/extract_cohort.log",
+    benchmark:
+        "results/{dataset}/benchmarks/extract_cohort.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: workflow.cores
+    resources:
+        mem_mb=4096,
     params:
         entry=lambda wc: DATASETS[wc.dataset],
         split=CFG["split"],
         seed=CFG["seed"],
         code=source_hash("extract", "variables"),
-    log:
-        "results/{dataset}/logs/extract_cohort.log",
-    benchmark:
-        "results/{dataset}/benchmarks/extract_cohort.tsv"
-    threads: workflow.cores
-    resources:
-        mem_mb=4096,
-    conda:
-        "../../envs/data.yaml"
     script:
         "../scripts/extract_cohort.py"
 

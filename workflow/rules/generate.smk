@@ -9,16 +9,18 @@ rule generate:
         samples="results/{dataset}/{task}/synthetic/{method}/seed{seed}.parquet",
         settings="results/{dataset}/{task}/synthetic/{method}/seed{seed}.json",
         diagnostics="results/{dataset}/{task}/synthetic/{method}/seed{seed}_diagnostics.csv",
-    params:
-        settings=settings("device", "influence", "generation"),
-        code=source_hash("data", "models", "diffusion", "guidance", "generate", "runtime"),
     log:
         "results/{dataset}/logs/{task}/generate_{method}_seed{seed}.log",
     benchmark:
         "results/{dataset}/benchmarks/{task}/generate_{method}_seed{seed}.tsv"
-    resources:
-        gpu=1,
     conda:
         "../../envs/torch.yaml"
+    resources:
+        gpu=1,
+    params:
+        settings=settings("device", "influence", "generation"),
+        code=source_hash(
+            "data", "models", "diffusion", "guidance", "generate", "runtime"
+        ),
     script:
         "../scripts/generate.py"

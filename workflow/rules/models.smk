@@ -5,17 +5,17 @@ rule train_classifier:
     output:
         model="results/{dataset}/{task}/classifier/model.pt",
         metrics="results/{dataset}/{task}/classifier/metrics.json",
-    params:
-        settings=settings("seed", "device", "classifier"),
-        code=source_hash("data", "models", "runtime"),
     log:
         "results/{dataset}/logs/{task}/train_classifier.log",
     benchmark:
         "results/{dataset}/benchmarks/{task}/train_classifier.tsv"
-    resources:
-        gpu=1,
     conda:
         "../../envs/torch.yaml"
+    resources:
+        gpu=1,
+    params:
+        settings=settings("seed", "device", "classifier"),
+        code=source_hash("data", "models", "runtime"),
     script:
         "../scripts/train_classifier.py"
 
@@ -29,17 +29,17 @@ rule influence:
         G="results/{dataset}/{task}/influence/G.pt",
         norms="results/{dataset}/{task}/influence/grad_norms.csv",
         summary="results/{dataset}/{task}/influence/summary.json",
-    params:
-        settings=settings("seed", "device", "influence"),
-        code=source_hash("data", "models", "guidance", "runtime"),
     log:
         "results/{dataset}/logs/{task}/influence.log",
     benchmark:
         "results/{dataset}/benchmarks/{task}/influence.tsv"
-    resources:
-        gpu=1,
     conda:
         "../../envs/torch.yaml"
+    resources:
+        gpu=1,
+    params:
+        settings=settings("seed", "device", "influence"),
+        code=source_hash("data", "models", "guidance", "runtime"),
     script:
         "../scripts/influence.py"
 
@@ -52,16 +52,16 @@ rule train_diffusion:
         model="results/{dataset}/{task}/diffusion/model.pt",
         loss="results/{dataset}/{task}/diffusion/loss.csv",
         plot="results/{dataset}/{task}/diffusion/loss.png",
-    params:
-        settings=settings("seed", "device", "diffusion"),
-        code=source_hash("data", "models", "diffusion", "runtime"),
     log:
         "results/{dataset}/logs/{task}/train_diffusion.log",
     benchmark:
         "results/{dataset}/benchmarks/{task}/train_diffusion.tsv"
-    resources:
-        gpu=1,
     conda:
         "../../envs/torch.yaml"
+    resources:
+        gpu=1,
+    params:
+        settings=settings("seed", "device", "diffusion"),
+        code=source_hash("data", "models", "diffusion", "runtime"),
     script:
         "../scripts/train_diffusion.py"
