@@ -13,9 +13,7 @@ def cohort(tmp_path):
 
 
 def test_transform_imputes_and_inverts_exactly():
-    x = np.array(
-        [[[np.nan, 1.0], [2.0, np.nan], [np.nan, 3.0], [5.0, np.nan]]], dtype=np.float32
-    )
+    x = np.array([[[np.nan, 1.0], [2.0, np.nan], [np.nan, 3.0], [5.0, np.nan]]], dtype=np.float32)
     tr = Transform(["a", "b"], np.array([1.0, 2.0]), np.array([2.0, 4.0]), np.array([7.0, 9.0]))
     z, mask = tr.transform(x)
     assert z.dtype == np.float32 and mask.dtype == bool
@@ -51,11 +49,11 @@ def test_prepare_fits_on_train_only_and_aligns_rows(cohort):
     observed = prep.mask["test"][0]
     np.testing.assert_allclose(phys[observed], raw[observed], rtol=1e-6)
 
-
     # changing val/test values must not change the fit
     ts.loc[~ts["stay_id"].isin(train_ids), FEATURES] = 1e4
     write_parquet(ts, cohort / "timeseries.parquet")
     assert prepare(cohort, "mortality").transform == prep.transform
+
 
 def test_stays_order_is_followed(cohort):
     stays = read_parquet(cohort / "stays.parquet")

@@ -13,9 +13,14 @@ FEATURES = ["hr", "sbp", "spo2"]
 
 
 def write_cohort(
-    cohort_dir: Path, n: int = 80, seq_len: int = 6, seed: int = 0, missing: float = 0.3
+    cohort_dir: Path,
+    n: int = 80,
+    seq_len: int = 6,
+    seed: int = 0,
+    missing: float = 0.3,
+    effect: float = 25.0,
 ) -> Path:
-    """Write stays/timeseries parquet files; label 1 stays have a higher heart rate."""
+    """Write stays/timeseries parquet files; label 1 stays have ``effect`` more heart rate."""
     rng = np.random.default_rng(seed)
     stay_id = np.arange(1000, 1000 + n, dtype=np.int64)
     y = (np.arange(n) % 4 == 0).astype(np.int8)  # 25 % positives, every split gets both
@@ -38,7 +43,7 @@ def write_cohort(
     base = np.array([80.0, 120.0, 96.0])
     scale = np.array([10.0, 15.0, 2.0])
     x = base + scale * rng.standard_normal((n, seq_len, len(FEATURES)))
-    x[:, :, 0] += 25.0 * y[:, None]
+    x[:, :, 0] += effect * y[:, None]
     x[rng.random(x.shape) < missing] = np.nan
     ts = pd.DataFrame(
         {

@@ -1,0 +1,1 @@
+"""TarDiff influence guidance: the influence vector G and the per-step guidance terms."""

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import average_precision_score
+from tiny_cohort import write_cohort
+
+from tardiff.config import validate_config
+from tardiff.data import prepare
+from tardiff.io import read_json, read_parquet, write_parquet
+from tardiff.models.classifier import build_classifier
+from tardiff.models.train_classifier import (
+    load_classifier,
+    predict_logits,
+    run_classifier_stage,
+    train_classifier,
+)
+
+
+def _config(**classifier):
+    cfg = {"hidden": 8, "max_epochs": 6, "patience": 2, "batch_size": 16, "dropout": 0.0}
+    cfg.update(classifier)
+    return validate_config(
+        {"datasets": {"d": {"source": "mimic3"}}, "device": "cpu", "classifier": cfg}
+    )
+
+
+@pytest.mark.parametrize("arch", ["gru", "tcn"])
+def test_shapes_and_gru_matches_torch_gru(arch):
+    torch.manual_seed(0)
+    model = build_classifier(arch, 3, 8, 2, 0.0).eval()
+    assert model(torch.randn(5, 7, 3)).shape == (5,)
+    if arch == "gru":
+        ref = torch.nn.GRU(3, 8, num_layers=2, batch_first=True)
+        for i, layer in enumerate(model.rnn):
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(ref, f"{name}_l{i}").data.copy_(getattr(layer, name).data)
+        x = torch.randn(4, 6, 3)
+        h = x
+        for layer in model.rnn:
+            h = layer(h)
+        torch.testing.assert_close(h, ref(x)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_tcn_is_causal():
+    torch.manual_seed(0)
+    model = build_classifier("tcn", 2, 4, 2, 0.0).eval()
+    x = torch.randn(1, 10, 2)
+    x2 = x.clone()
+    x2[:, 6:] += 1.0
+    h1 = model.blocks(model.inp(x.transpose(1, 2)))
+    h2 = model.blocks(model.inp(x2.transpose(1, 2)))
+    torch.testing.assert_close(h1[..., :6], h2[..., :6])
+    assert not torch.allclose(h1[..., 6:], h2[..., 6:])
+
+
+def test_early_stopping_restores_best(tmp_path):
+    # no signal: the select AUPRC peaks early, so the restored state is not the last one
+    prep = prepare(write_cohort(tmp_path / "c", n=120, effect=0.0), "mortality")
+    cfg = _config(loss="weighted_bce", max_epochs=8, patience=2)["classifier"]
+    model, metrics = train_classifier(prep, cfg, torch.device("cpu"), seed=0)
+    assert not model.training
+    hist = metrics["history"]
+    best = int(np.argmax([h["auprc"] for h in hist])) + 1
+    assert metrics["best_epoch"] == best < len(hist) == best + cfg["patience"]
+    auprc = average_precision_score(
+        prep.y["select"], predict_logits(model, prep.x["select"], "cpu")
+    )
+    assert auprc == pytest.approx(metrics["val_auprc"]) == pytest.approx(hist[best - 1]["auprc"])
+    assert auprc != pytest.approx(hist[-1]["auprc"])
+    n_pos = prep.y["train"].sum()
+    assert metrics["pos_weight"] == (len(prep.y["train"]) - n_pos) / n_pos
+
+
+def test_one_class_error(tmp_path):
+    cohort = write_cohort(tmp_path / "c")
+    stays = read_parquet(cohort / "stays.parquet")
+    stays.loc[stays["split"] == "train", "mortality"] = 0
+    write_parquet(stays, cohort / "stays.parquet")
+    prep = prepare(cohort, "mortality")
+    with pytest.raises(ValueError, match="task mortality has only one class in split train"):
+        train_classifier(prep, _config()["classifier"], "cpu", seed=0)
+
+
+def test_stage_writes_and_reloads(tmp_path):
+    cohort = write_cohort(tmp_path / "c")
+    config = _config(arch="tcn", max_epochs=2, loss="bce")
+    metrics = run_classifier_stage(cohort, "mortality", tmp_path / "out", config)
+    assert metrics["pos_weight"] is None
+    assert read_json(tmp_path / "out" / "metrics.json")["val_auprc"] == metrics["val_auprc"]
+    model, ckpt = load_classifier(tmp_path / "out" / "model.pt")
+    assert not model.training and ckpt["features"] == ["hr", "sbp", "spo2"]
+    prep = prepare(cohort, "mortality")
+    assert ckpt["transform"] == prep.transform.state_dict()
+    auprc = average_precision_score(
+        prep.y["select"], predict_logits(model, prep.x["select"], "cpu")
+    )
+    assert auprc == pytest.approx(metrics["val_auprc"])
