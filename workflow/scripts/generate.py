@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import _srcpath  # noqa: F401  (repository src/ on sys.path)
+
 from tardiff.generate import run_generation_stage
 
 sm = snakemake  # noqa: F821

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import _srcpath  # noqa: F401  (repository src/ on sys.path)
+
 from tardiff.models.train_classifier import run_classifier_stage
 
 sm = snakemake  # noqa: F821
