@@ -3,10 +3,15 @@
 A demo-size model: 1-D U-Net (base 64 channels, mults 1,2,2, 2 res blocks) on 24 x 7 inputs,
 trained for a few steps on smooth random series so that sampling stays in range, and a random
 GRU guidance classifier (hidden 64) with a random unit-norm G. Guidance is TarDiff
-(finite-difference J, evaluated on x0_hat, RMS-normalised). Also times the double-backprop
-reference at DDIM-20 and reports the finite-difference speed-up over it.
+(finite-difference J, evaluated on x0_hat, RMS-normalised). Prints, in one run:
 
-    python benchmarks/sampling.py [--n 64] [--batch 64] [--skip-ddpm]
+- seconds of one guidance call on a batch (best of ``--term-repeat``) for the three J
+  implementations (finite difference, double-backprop reference, jvp) and classifier guidance,
+  with the GRU recurrence each runs (fused nn.GRU or unrolled plain ops);
+- samples/s of unguided vs FD-guided sampling per sampler at equal steps, and the double-backprop
+  reference at DDIM-20.
+
+    python benchmarks/sampling.py [--n 256] [--batch 256|64] [--skip-ddpm] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import torch
 from tardiff.diffusion.samplers import generate
 from tardiff.diffusion.schedule import NoiseSchedule
 from tardiff.diffusion.train import diffusion_settings, train_diffusion
-from tardiff.guidance.terms import make_guidance
+from tardiff.guidance.terms import RNN_PATHS, make_guidance
 from tardiff.models.classifier import build_classifier
 
 
@@ -69,43 +74,50 @@ def _term_seconds(hook, x, y, repeat: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=64, help="samples per setting")
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--n", type=int, default=256, help="samples per setting")
+    parser.add_argument("--batch", type=int, default=256, help="e.g. 256 (config default) or 64")
     parser.add_argument("--seq-len", type=int, default=24)
     parser.add_argument("--features", type=int, default=7)
     parser.add_argument("--timesteps", type=int, default=1000)
     parser.add_argument("--train-steps", type=int, default=150, help="denoiser warm-up training")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per setting (best kept)")
+    parser.add_argument("--repeat", type=int, default=1, help="sampling runs per setting (best)")
+    parser.add_argument("--term-repeat", type=int, default=5, help="timed calls per J (best)")
     parser.add_argument("--skip-ddpm", action="store_true", help="leave out DDPM-1000")
     args = parser.parse_args()
 
     model, schedule, classifier, G = _models(args)
     labels = np.random.default_rng(0).permutation(np.arange(args.n) % 2)
-    fd = make_guidance("tardiff", classifier, G, 0.1, jacobian="finite_difference")
-    db = make_guidance("tardiff", classifier, G, 0.1, jacobian="double_backprop")
+    hooks = {
+        "finite_difference": make_guidance("tardiff", classifier, G, 0.1),
+        "double_backprop": make_guidance("tardiff", classifier, G, 0.1, jacobian="double_backprop"),
+        "jvp": make_guidance("tardiff", classifier, G, 0.1, jacobian="jvp"),
+        "classifier": make_guidance("classifier", classifier, None, 0.1),
+    }
     settings = [("ddim", 50), ("ddim", 20)]
     if not args.skip_ddpm:
         settings.insert(0, ("ddpm", args.timesteps))
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, n={args.n}")
+    threads = torch.get_num_threads()
+    print(f"torch {torch.__version__}, {threads} threads, n={args.n}, batch={args.batch}")
     x = torch.randn(args.batch, args.seq_len, args.features)
     y = torch.as_tensor(labels[: args.batch])
-    jvp = make_guidance("tardiff", classifier, G, 0.1, jacobian="jvp")
-    terms = {k: _term_seconds(h, x, y, 3) for k, h in [("fd", fd), ("db", db), ("jvp", jvp)]}
-    print(
-        f"J on one batch of {args.batch}: finite difference {terms['fd']:.3f} s, "
-        f"double backprop {terms['db']:.3f} s, jvp {terms['jvp']:.3f} s "
-        f"(FD {terms['db'] / terms['fd']:.2f}x faster than double backprop)"
-    )
+    secs = {k: _term_seconds(h, x, y, args.term_repeat) for k, h in hooks.items()}
+    paths = {**RNN_PATHS, "classifier": "fused"}
+    print(f"guidance call on one batch of {args.batch} (GRU path; best of {args.term_repeat}):")
+    for k, s in secs.items():
+        print(f"  {k:<18}{s * 1e3:>8.1f} ms  ({paths[k]} GRU)")
+    db, fd, jv = secs["double_backprop"], secs["finite_difference"], secs["jvp"]
+    print(f"  FD is {db / fd:.2f}x faster than double backprop, {jv / fd:.2f}x faster than jvp")
     print(f"{'sampler':<12}{'unguided/s':>12}{'guided FD/s':>13}{'guided/unguided':>17}")
     for sampler, steps in settings:
         plain = _rate(model, schedule, labels, args, sampler, steps, None)
-        guided = _rate(model, schedule, labels, args, sampler, steps, fd)
+        guided = _rate(model, schedule, labels, args, sampler, steps, hooks["finite_difference"])
         name = f"{sampler.upper()}-{steps}"
         print(f"{name:<12}{plain:>12.2f}{guided:>13.2f}{plain / guided:>16.2f}x")
-    reference = _rate(model, schedule, labels, args, "ddim", 20, db)
+    reference = _rate(model, schedule, labels, args, "ddim", 20, hooks["double_backprop"])
     print(
-        f"DDIM-20 double-backprop reference: {reference:.2f} samples/s; "
-        f"finite difference is {guided / reference:.2f}x faster"
+        f"DDIM-20 double-backprop reference: {reference:.2f} samples/s "
+        f"({plain / reference:.2f}x unguided time); finite difference is "
+        f"{guided / reference:.2f}x faster"
     )
 
 

@@ -7,7 +7,7 @@ from tiny_cohort import write_cohort
 from tardiff.config import validate_config
 from tardiff.data import prepare
 from tardiff.io import read_json, read_parquet, write_parquet
-from tardiff.models.classifier import build_classifier
+from tardiff.models.classifier import build_classifier, rnn_path, unrolled_rnn
 from tardiff.models.train_classifier import (
     load_classifier,
     predict_logits,
@@ -25,20 +25,56 @@ def _config(**classifier):
 
 
 @pytest.mark.parametrize("arch", ["gru", "tcn"])
-def test_shapes_and_gru_matches_torch_gru(arch):
+def test_shapes(arch):
     torch.manual_seed(0)
     model = build_classifier(arch, 3, 8, 2, 0.0).eval()
     assert model(torch.randn(5, 7, 3)).shape == (5,)
-    if arch == "gru":
-        ref = torch.nn.GRU(3, 8, num_layers=2, batch_first=True)
-        for i, layer in enumerate(model.rnn):
-            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                getattr(ref, f"{name}_l{i}").data.copy_(getattr(layer, name).data)
-        x = torch.randn(4, 6, 3)
-        h = x
-        for layer in model.rnn:
-            h = layer(h)
+
+
+def _out_and_input_grad(model, x):
+    x = x.clone().requires_grad_(True)
+    out = model(x)
+    return out.detach(), torch.autograd.grad(out.square().sum(), x)[0]
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_gru_fused_and_unrolled_paths_agree(layers):
+    torch.manual_seed(0)
+    model = build_classifier("gru", 3, 8, layers, 0.3).eval()
+    # one parameter set, in nn.GRU layout
+    names = [
+        f"{w}_l{k}" for k in range(layers) for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    ]
+    assert [n for n in model.state_dict() if n.startswith("rnn.")] == [f"rnn.{n}" for n in names]
+    x = torch.randn(6, 9, 3)
+    assert rnn_path() == "fused"
+    fused = _out_and_input_grad(model, x)
+    with unrolled_rnn():
+        assert rnn_path() == "unrolled"
+        unrolled = _out_and_input_grad(model, x)
+        with unrolled_rnn(False):
+            assert rnn_path() == "fused"
+    assert rnn_path() == "fused"
+    for a, b in zip(fused, unrolled, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    # the recurrences themselves, against a fresh nn.GRU with the same weights
+    ref = torch.nn.GRU(3, 8, num_layers=layers, batch_first=True)
+    ref.load_state_dict({n: getattr(model.rnn, n) for n in names})
+    for path in (False, True):
+        with unrolled_rnn(path):
+            h = model.recurrence(x).transpose(0, 1)
         torch.testing.assert_close(h, ref(x)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_gru_paths_agree_in_training_mode_without_dropout():
+    torch.manual_seed(0)
+    model = build_classifier("gru", 3, 8, 2, 0.0).train()
+    x = torch.randn(4, 5, 3)
+    fused = _out_and_input_grad(model, x)
+    with unrolled_rnn():
+        unrolled = _out_and_input_grad(model, x)
+    for a, b in zip(fused, unrolled, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_tcn_is_causal():

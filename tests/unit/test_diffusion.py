@@ -29,6 +29,7 @@ TINY = {
     "channel_mults": [1, 2],
     "num_res_blocks": 1,
     "timesteps": 50,
+    "prediction": "eps",
     "train_steps": 60,
     "warmup_steps": 5,
     "batch_size": 32,

@@ -84,6 +84,31 @@ def test_rms_normalize_per_class():
         ratio = out[y == c] / J[y == c]
         torch.testing.assert_close(ratio, ratio.flatten()[0].expand_as(ratio))
     assert torch.equal(rms_normalize(torch.zeros(2, 3), torch.tensor([0, 1])), torch.zeros(2, 3))
+    # one class only in the batch, and a class whose J is all zero
+    out = rms_normalize(J[:2], y[:2])
+    torch.testing.assert_close(out.pow(2).mean().sqrt(), torch.tensor(1.0))
+    J[y == 0] = 0.0
+    out = rms_normalize(J, y)
+    assert torch.equal(out[y == 0], torch.zeros_like(out[y == 0]))
+    torch.testing.assert_close(out[y == 1].pow(2).mean().sqrt(), torch.tensor(1.0))
+
+
+def test_finite_difference_probe_is_cached_until_the_parameters_change():
+    model, G, x, y = _setup("gru")
+    with torch.no_grad():
+        logits = model(x)
+    hook = make_guidance("tardiff", model, G, scale=1.0, normalize="none")
+    torch.testing.assert_close(hook(x, x, y, 0, 0.0), finite_difference(model, G, x, y))
+    with torch.no_grad():  # the perturbed parameter sets were only swapped in for the calls
+        assert torch.equal(model(x), logits)
+    probe = hook.probe()
+    assert hook.probe() is probe
+    with torch.no_grad():
+        model.rnn.weight_hh_l0.mul_(1.5)  # an in-place update invalidates the cached probe
+    assert hook.probe() is not probe
+    ref = double_backprop(model, G, x, y)
+    assert _rel(hook(x, x, y, 0, 0.0), ref) <= 1e-3
+    assert torch.equal(finite_difference(model, torch.zeros_like(G), x, y), torch.zeros_like(x))
 
 
 @pytest.mark.parametrize("kind", ["tardiff", "classifier"])

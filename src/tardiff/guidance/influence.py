@@ -6,7 +6,8 @@
   re-weight the classes inside G (the ``source`` option controls that explicitly), and, once J is
   RMS-normalised per class, would have no other effect on guidance.
 - Per-sample gradients come from ``torch.func`` (``vmap(grad(functional_call))``) in batches,
-  with the classifier in eval mode (no dropout).
+  with the classifier in eval mode (no dropout) and the GRU's unrolled recurrence
+  (``unrolled_rnn``: vmap cannot batch the fused ``nn.GRU``).
 - D is the ``guide`` part of the validation split, restricted by ``source`` to all samples, the
   minority class or the majority class (minority = the rarer label of the *train* split).
 - ``normalize``: ``none`` (the sum), ``l2`` (G / ‖G‖, as the official code), ``mean`` (G / |D|,
@@ -29,6 +30,7 @@ from torch.nn import functional as F
 from tardiff.config import load_config
 from tardiff.data import prepare
 from tardiff.io import save_checkpoint, write_csv, write_json
+from tardiff.models.classifier import unrolled_rnn
 from tardiff.models.train_classifier import checkpoint_transform, load_classifier
 from tardiff.runtime import measured, pick_device, setup_logging
 
@@ -72,7 +74,8 @@ def per_sample_grads(
     def one(p, xi, yi):
         return loss(functional_call(model, p, (xi[None],)), yi[None]).sum()
 
-    grads = vmap(grad(one), in_dims=(None, 0, 0))(params, x, y)
+    with unrolled_rnn():  # vmap cannot batch the fused nn.GRU recurrence
+        grads = vmap(grad(one), in_dims=(None, 0, 0))(params, x, y)
     return torch.cat([g.reshape(len(x), -1) for g in grads.values()], dim=1)
 
 

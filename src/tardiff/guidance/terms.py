@@ -14,22 +14,33 @@ derivative of ℓ along G in parameter space, J = ∇_x d/dε ℓ(x; φ + εG)|_
 - ``finite_difference``: (∇_x Σℓ(x; φ + εĜ) - ∇_x Σℓ(x; φ - εĜ)) / (2ε) · ‖G‖ with Ĝ = G/‖G‖
   and ε = ``rel_eps`` · ‖φ‖ (default 1e-3): relative to the parameter norm so the float32
   rounding of φ ± εĜ (≈ u‖φ‖ per direction) stays ~1e-4 of the step while the O(ε²)
-  truncation error stays small; two ordinary backward passes;
+  truncation error stays small. Both forwards feed one backward of Σℓ(φ+) - Σℓ(φ-) to x; the
+  two parameter sets (each one contiguous buffer) and the factor ‖G‖/(2ε) are a
+  :class:`FDProbe`, built once per (classifier, G) by :class:`Guidance` (the classifier is
+  frozen while sampling; the probe is rebuilt if a parameter is modified in place);
 - ``jvp``: forward-mode (``torch.func.jvp`` over φ, along G) of the reverse-mode ∇_x.
+
+GRU path (see ``tardiff.models.classifier``): ``finite_difference`` and classifier guidance only
+need first-order input gradients and run the fused ``nn.GRU`` (C++ / cuDNN recurrence);
+``double_backprop``, ``jvp`` and ``sample_influence`` run the unrolled plain-op recurrence
+(:func:`~tardiff.models.classifier.unrolled_rnn`), the one path that supports double backward
+under cuDNN and forward-mode AD — the reference is thus the same computation on every device.
 
 Classifier guidance (baseline): J_i = ∇_{x_i} log p(y_i | x_i) = -∇_{x_i} ℓ(f_φ(x_i), y_i).
 
 Shift returned to the sampler (which adds it to x̂0 and recomputes ε̂):
 ``normalize="none"``: w · J;  ``normalize="rms"``: w · J / rms_c(J) where rms_c is the root mean
-square of J over all elements of the batch samples of class c (each class separately), so w is a
-per-element step in z-units of the normalised data. ``evaluate_on`` picks where the classifier
-is queried: the denoiser's x̂0 (default, the classifier saw clean data) or the noisy x_t.
+square of J over all elements of the batch samples of class c (each class separately; labels are
+binary, 0/1), so w is a per-element step in z-units of the normalised data. ``evaluate_on`` picks
+where the classifier is queried: the denoiser's x̂0 (default, the classifier saw clean data) or
+the noisy x_t.
 The classifier must be in eval mode; its parameters are used detached, so no ``.grad`` builds up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -37,9 +48,12 @@ from torch import nn
 from torch.func import functional_call, jvp
 
 from tardiff.guidance.influence import detached_params, per_sample_loss, require_eval, unflatten
+from tardiff.models.classifier import unrolled_rnn
 
 JACOBIANS = ("double_backprop", "finite_difference", "jvp")
 KINDS = ("tardiff", "classifier")
+# which GRU recurrence each implementation runs (tardiff.models.classifier)
+RNN_PATHS = {"double_backprop": "unrolled", "finite_difference": "fused", "jvp": "unrolled"}
 
 
 def _loss_sum(model: nn.Module, params: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -53,10 +67,10 @@ def _grad_x(model: nn.Module, params: dict, x: torch.Tensor, y: torch.Tensor) ->
 
 
 def double_backprop(model: nn.Module, G: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
-    """J via double backprop (create_graph) — the reference."""
+    """J via double backprop (create_graph) — the reference; unrolled GRU recurrence."""
     params = {n: p.requires_grad_(True) for n, p in detached_params(model).items()}
     tangents = unflatten(G, params)
-    with torch.enable_grad():
+    with torch.enable_grad(), unrolled_rnn():
         x = x.detach().requires_grad_(True)
         grads = torch.autograd.grad(
             _loss_sum(model, params, x, y), list(params.values()), create_graph=True
@@ -65,31 +79,56 @@ def double_backprop(model: nn.Module, G: torch.Tensor, x: torch.Tensor, y: torch
         return torch.autograd.grad(dot, x)[0]
 
 
+@dataclass(frozen=True)
+class FDProbe:
+    """φ ± εĜ and the factor ‖G‖/(2ε) of the central difference (``plus`` is None if G = 0)."""
+
+    plus: dict[str, torch.Tensor] | None
+    minus: dict[str, torch.Tensor] | None
+    scale: float
+
+
+def fd_probe(model: nn.Module, G: torch.Tensor, rel_eps: float = 1e-3) -> FDProbe:
+    """The perturbed parameter sets of :func:`finite_difference` (one host sync, for ε)."""
+    params = detached_params(model)
+    g_norm = float(G.norm())
+    if g_norm == 0:
+        return FDProbe(None, None, 0.0)
+    flat = torch.cat([p.reshape(-1) for p in params.values()])
+    eps = rel_eps * float(flat.norm())
+    step = G.to(flat) * (eps / g_norm)
+    return FDProbe(
+        unflatten(flat + step, params), unflatten(flat - step, params), g_norm / (2 * eps)
+    )
+
+
+def fd_apply(model: nn.Module, probe: FDProbe, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The central difference for a prepared probe: two forwards, one backward to x."""
+    if probe.plus is None:
+        return torch.zeros_like(x)
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        diff = _loss_sum(model, probe.plus, x, y) - _loss_sum(model, probe.minus, x, y)
+        return torch.autograd.grad(diff, x)[0].mul_(probe.scale)
+
+
 def finite_difference(
     model: nn.Module, G: torch.Tensor, x: torch.Tensor, y: torch.Tensor, rel_eps: float = 1e-3
 ):
-    """J via a central difference along Ĝ in parameter space (two ordinary backward passes)."""
-    params = detached_params(model)
-    g_norm = G.norm()
-    if g_norm == 0:
-        return torch.zeros_like(x)
-    direction = unflatten(G / g_norm, params)
-    eps = rel_eps * torch.sqrt(sum(p.pow(2).sum() for p in params.values()))
-    plus = {n: p + eps * direction[n] for n, p in params.items()}
-    minus = {n: p - eps * direction[n] for n, p in params.items()}
-    diff = _grad_x(model, plus, x, y) - _grad_x(model, minus, x, y)
-    return diff * (g_norm / (2 * eps))
+    """J via a central difference along Ĝ in parameter space (fused GRU, first order only)."""
+    return fd_apply(model, fd_probe(model, G, rel_eps), x, y)
 
 
 def jvp_term(model: nn.Module, G: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
-    """J via forward-mode AD over φ (along G) of the reverse-mode input gradient."""
+    """J via forward-mode AD over φ (along G) of the reverse-mode input gradient (unrolled GRU)."""
     params = detached_params(model)
     x = x.detach()
 
     def grad_x(p):
         return torch.func.grad(lambda xx: _loss_sum(model, p, xx, y))(x)
 
-    return jvp(grad_x, (params,), (unflatten(G, params),))[1]
+    with unrolled_rnn():
+        return jvp(grad_x, (params,), (unflatten(G, params),))[1]
 
 
 TERMS = {
@@ -117,7 +156,8 @@ def tardiff_term(
 def sample_influence(
     model: nn.Module, G: torch.Tensor, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512
 ) -> torch.Tensor:
-    """Per-sample influence G · ∇φ ℓ(f(x_i), y_i), (N,), by batched forward-mode AD along G."""
+    """Per-sample influence G · ∇φ ℓ(f(x_i), y_i), (N,), by batched forward-mode AD along G
+    (unrolled GRU)."""
     require_eval(model)
     params = detached_params(model)
     tangents = unflatten(G, params)
@@ -126,21 +166,24 @@ def sample_influence(
         return per_sample_loss(functional_call(model, p, (xb,)), yb)
 
     out = []
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i : i + batch_size], y[i : i + batch_size]
-        out.append(jvp(partial(losses, xb=xb, yb=yb), (params,), (tangents,))[1])
+    with unrolled_rnn():
+        for i in range(0, len(x), batch_size):
+            xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+            out.append(jvp(partial(losses, xb=xb, yb=yb), (params,), (tangents,))[1])
     return torch.cat(out)
 
 
 def rms_normalize(J: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """J divided by its root mean square over the batch samples of each class (0 stays 0)."""
-    out = torch.zeros_like(J)
-    for c in torch.unique(y):
-        sel = y == c
-        rms = J[sel].pow(2).mean().sqrt()
-        if rms > 0:
-            out[sel] = J[sel] / rms
-    return out
+    """J divided by its root mean square over the batch samples of each class (0 stays 0).
+
+    ``y`` holds binary labels (0/1); computed without host synchronisation.
+    """
+    y = y.to(device=J.device, dtype=torch.long)
+    sq = J.pow(2).reshape(len(J), -1).sum(1)
+    per_class = J.new_zeros(2).index_add_(0, y, sq)
+    count = J.new_zeros(2).index_add_(0, y, torch.ones_like(sq))
+    rms = (per_class / (count * J[0].numel())).sqrt()[y].view(-1, *(1,) * (J.dim() - 1))
+    return torch.where(rms > 0, J / rms, torch.zeros_like(J))
 
 
 class Guidance:
@@ -171,18 +214,29 @@ class Guidance:
         self.kind, self.classifier, self.scale = kind, classifier, float(scale)
         self.G = None if G is None else G.detach().to(device=device, dtype=torch.float32)
         self.evaluate_on, self.jacobian, self.normalize = evaluate_on, jacobian, normalize
+        self._probe: tuple[tuple, FDProbe] | None = None
+
+    def probe(self) -> FDProbe:
+        """The finite-difference probe, cached while the classifier's parameters are unchanged
+        (same storage, no in-place update)."""
+        key = tuple((p.data_ptr(), p._version) for p in self.classifier.parameters())
+        if self._probe is None or self._probe[0] != key:
+            self._probe = (key, fd_probe(self.classifier, self.G))
+        return self._probe[1]
 
     def term(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.kind == "classifier":
             return classifier_term(self.classifier, x, y)
+        if self.jacobian == "finite_difference":
+            return fd_apply(self.classifier, self.probe(), x, y)
         return tardiff_term(self.classifier, self.G, x, y, self.jacobian)
 
     def __call__(self, x0_hat, x_t, y, t, sigma) -> torch.Tensor:
         x = x0_hat if self.evaluate_on == "x0" else x_t
-        J = self.term(x.detach().float(), y)
+        J = self.term(x.detach().float(), y)  # .float() is a no-op on float32
         if self.normalize == "rms":
             J = rms_normalize(J, y)
-        return (self.scale * J).to(x0_hat.dtype)
+        return J.mul_(self.scale).to(x0_hat.dtype)
 
 
 def make_guidance(

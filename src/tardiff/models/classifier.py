@@ -1,20 +1,37 @@
 """Binary sequence classifiers used for guidance and as downstream models.
 
 Both take ``x`` of shape (batch, time, features) and return one logit per sample (batch,).
-They are built from plain tensor ops (no cuDNN RNN kernels) so that ``torch.func.vmap``,
-double backprop and forward-mode AD all work on CPU and GPU alike; ``nn.GRU`` supports none of
-vmap (per-sample gradients) or, under cuDNN, double backward.
 
 - ``gru``: stacked GRU (PyTorch's gate equations, dropout between layers); readout = concat of
   the last hidden state and the time-mean of the top layer's outputs -> MLP -> logit.
 - ``tcn``: ``layers`` residual blocks of two dilated causal convolutions (kernel 3, dilation
   2^i, receptive field 1 + 4 (2^layers - 1) steps); readout = concat of the time-mean and the
   last step -> MLP -> logit. GELU activations keep the input gradients smooth for guidance.
+
+The GRU keeps one parameter set, an ``nn.GRU`` (``rnn.weight_ih_l{k}`` (3H, in),
+``rnn.weight_hh_l{k}``, ``rnn.bias_ih_l{k}``, ``rnn.bias_hh_l{k}``, gates r, z, n), and runs it
+in one of two ways:
+
+- *fused* (default): ``nn.GRU``'s functional form ``torch.gru`` — the C++ recurrence on CPU,
+  cuDNN on GPU. Used for training, prediction and every first-order gradient
+  (finite-difference and classifier guidance). cuDNN refuses to backpropagate through its
+  inference kernel, so the op runs in its training form whenever autograd is enabled, with the
+  between-layer dropout only in training mode (so eval mode stays deterministic). It supports
+  neither ``torch.func.vmap`` nor, under cuDNN, double backward;
+- *unrolled*: the same equations written as a Python loop of plain tensor ops on the same
+  parameters, which every ``torch.func`` transform (vmap, jvp, grad) and double backward
+  support on any device. Selected explicitly with the :func:`unrolled_rnn` context manager, as
+  ``per_sample_grads`` (vmap), ``sample_influence`` and ``jvp_term`` (forward-mode AD) and
+  the ``double_backprop`` reference do.
+
+Both paths give the same outputs and input gradients up to float rounding (tested to 1e-5).
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
+import contextvars
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -22,35 +39,48 @@ from torch.nn import functional as F
 
 ARCHS = ("gru", "tcn")
 
+_GRU_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # nn.GRU's per-layer order
+_UNROLLED = contextvars.ContextVar("tardiff_unrolled_rnn", default=False)
 
-class GRULayer(nn.Module):
-    """One unidirectional GRU layer over (B, T, in) built from matmuls (vmap/jvp friendly)."""
 
-    def __init__(self, n_in: int, hidden: int):
-        super().__init__()
-        self.hidden = hidden
-        self.weight_ih = nn.Parameter(torch.empty(3 * hidden, n_in))
-        self.weight_hh = nn.Parameter(torch.empty(3 * hidden, hidden))
-        self.bias_ih = nn.Parameter(torch.empty(3 * hidden))
-        self.bias_hh = nn.Parameter(torch.empty(3 * hidden))
-        bound = 1.0 / math.sqrt(hidden)
-        for p in self.parameters():
-            nn.init.uniform_(p, -bound, bound)
+@contextlib.contextmanager
+def unrolled_rnn(enabled: bool = True) -> Iterator[None]:
+    """Within the block, GRU classifiers run the unrolled plain-op recurrence (see the module
+    docstring); needed under ``torch.func`` transforms and for double backward."""
+    token = _UNROLLED.set(enabled)
+    try:
+        yield
+    finally:
+        _UNROLLED.reset(token)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gi = F.linear(x, self.weight_ih, self.bias_ih)  # (B, T, 3H), all steps at once
-        h = torch.zeros_like(gi[:, 0, : self.hidden])
-        outputs = []
-        for t in range(x.shape[1]):
-            gh = F.linear(h, self.weight_hh, self.bias_hh)
-            i_r, i_z, i_n = gi[:, t].chunk(3, dim=-1)
-            h_r, h_z, h_n = gh.chunk(3, dim=-1)
-            r = torch.sigmoid(i_r + h_r)
-            z = torch.sigmoid(i_z + h_z)
-            n = torch.tanh(i_n + r * h_n)
-            h = (1 - z) * n + z * h
-            outputs.append(h)
-        return torch.stack(outputs, dim=1)
+
+def rnn_path() -> str:
+    """``"unrolled"`` inside :func:`unrolled_rnn`, else ``"fused"``."""
+    return "unrolled" if _UNROLLED.get() else "fused"
+
+
+def gru_layer_unrolled(
+    x: torch.Tensor,
+    weight_ih: torch.Tensor,
+    weight_hh: torch.Tensor,
+    bias_ih: torch.Tensor,
+    bias_hh: torch.Tensor,
+) -> torch.Tensor:
+    """One GRU layer over (B, T, in) -> (B, T, H) from matmuls and pointwise ops, h0 = 0."""
+    gi = F.linear(x, weight_ih, bias_ih)  # (B, T, 3H), all steps at once
+    hidden = weight_hh.shape[1]
+    h = gi.new_zeros(gi.shape[0], hidden)
+    outputs = []
+    for t in range(x.shape[1]):
+        gh = F.linear(h, weight_hh, bias_hh)
+        i_r, i_z, i_n = gi[:, t].chunk(3, dim=-1)
+        h_r, h_z, h_n = gh.chunk(3, dim=-1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        h = (1 - z) * n + z * h
+        outputs.append(h)
+    return torch.stack(outputs, dim=1)
 
 
 def _head(n_in: int, hidden: int, dropout: float) -> nn.Sequential:
@@ -62,15 +92,35 @@ def _head(n_in: int, hidden: int, dropout: float) -> nn.Sequential:
 class GRUClassifier(nn.Module):
     def __init__(self, n_features: int, hidden: int, layers: int, dropout: float):
         super().__init__()
-        sizes = [n_features] + [hidden] * layers
-        self.rnn = nn.ModuleList(GRULayer(a, hidden) for a in sizes[:-1])
-        self.dropout = nn.Dropout(dropout)
+        # nn.GRU warns about dropout with a single layer (there is nothing between layers)
+        self.rnn = nn.GRU(n_features, hidden, layers, dropout=dropout if layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)  # between layers, unrolled path
         self.head = _head(2 * hidden, hidden, dropout)
 
+    def layer_weights(self, k: int) -> list[torch.Tensor]:
+        """weight_ih, weight_hh, bias_ih, bias_hh of layer k (as swapped in by functional_call)."""
+        return [getattr(self.rnn, f"{w}_l{k}") for w in _GRU_WEIGHTS]
+
+    def recurrence(self, x: torch.Tensor) -> torch.Tensor:
+        """Top-layer outputs, time-major (T, B, H), of a batch-first x (B, T, in) by the path
+        :func:`rnn_path` selects."""
+        layers = self.rnn.num_layers
+        if not _UNROLLED.get():
+            # time-major: the C++ recurrence projects a contiguous (T, B, in) input with one
+            # matmul (a batch-first one is transposed inside and takes a slow batched matmul)
+            weights = [w for k in range(layers) for w in self.layer_weights(k)]
+            h0 = x.new_zeros(layers, x.shape[0], self.rnn.hidden_size)
+            train = self.training or torch.is_grad_enabled()  # see the module docstring
+            p = self.rnn.dropout if self.training else 0.0
+            xt = x.transpose(0, 1).contiguous()
+            return torch.gru(xt, h0, weights, True, layers, p, train, False, False)[0]
+        for k in range(layers):
+            x = gru_layer_unrolled(self.dropout(x) if k > 0 else x, *self.layer_weights(k))
+        return x.transpose(0, 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for i, layer in enumerate(self.rnn):
-            x = layer(self.dropout(x) if i > 0 else x)
-        return self.head(torch.cat([x[:, -1], x.mean(dim=1)], dim=-1)).squeeze(-1)
+        h = self.recurrence(x)
+        return self.head(torch.cat([h[-1], h.mean(dim=0)], dim=-1)).squeeze(-1)
 
 
 class CausalConv(nn.Conv1d):
