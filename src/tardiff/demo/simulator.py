@@ -101,13 +101,15 @@ def ragged_arange(counts: np.ndarray) -> np.ndarray:
 
 
 def charting_rounds(rng: np.random.Generator, los: np.ndarray):
-    """Nurse charting times (hours, whole minutes): hourly with jitter, some skipped, and every
+    """Nurse charting times (hours, whole minutes): hourly on the clock (a per-stay phase, as
+    INTIME falls anywhere within a clock hour) with a few minutes' jitter, some skipped, and every
     15 min in the first 2 h. Returns stay index, hours and the hour number (−1 for the early ones).
     """
     hourly = np.floor(los).astype(int) + 1
     stay_h = np.repeat(np.arange(len(los)), hourly)
     hour = ragged_arange(hourly)
-    t_h = np.clip(hour + rng.uniform(-0.2, 0.2, len(hour)), 0, los[stay_h])
+    phase = rng.uniform(0.05, 0.95, len(los))[stay_h]
+    t_h = np.clip(hour + phase + rng.uniform(-0.05, 0.05, len(hour)), 0, los[stay_h])
     keep = rng.random(len(hour)) < 0.95
     dense = np.minimum(7, np.floor(los * 4).astype(int))
     stay_d = np.repeat(np.arange(len(los)), dense)
