@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tardiff.config import load_config
 from tardiff.data import Transform, prepare, to_timeseries_frame
 from tardiff.diffusion.samplers import generate
 from tardiff.diffusion.train import load_diffusion
@@ -85,14 +84,13 @@ def run_generation_stage(
     classifier_path: str | Path | None,
     influence_path: str | Path | None,
     out_dir_or_paths: str | Path | dict[str, str],
-    config: dict[str, Any] | str | Path,
+    config: dict[str, Any],
     log_file: str | None = None,
 ) -> dict[str, Any]:
     """Generate with ``method`` and write parquet/json/diagnostics (see module docstring)."""
     log = setup_logging(log_file)
     if method not in METHODS:
         raise ValueError(f"unknown generation method {method!r}; choose from {sorted(METHODS)}")
-    config = config if isinstance(config, dict) else load_config(config)
     gcfg = config["generation"]
     kind, scale_key = METHODS[method]
     device = pick_device(config["device"])
@@ -125,7 +123,7 @@ def run_generation_stage(
         x_norm, diagnostics = generate(
             model, schedule, labels, prepared.seq_len, len(prepared.features),
             gcfg["batch_size"], gcfg["sampler"], gcfg["steps"], gcfg["eta"],
-            guidance=guidance, seed=seed, device=device, progress=False,
+            guidance=guidance, seed=seed, device=device, progress=True, log=log,
         )  # fmt: skip
     influence = None
     if G is not None:

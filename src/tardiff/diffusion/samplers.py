@@ -28,6 +28,7 @@ The ``ddim``/``dpm_solver++`` grid has ``k`` steps ``t_j = round((k - j) T / k) 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -213,8 +214,11 @@ def generate(
     progress: bool = True,
     cfg_scale: float = 0.0,
     clip_x0: float | None = None,
+    log: logging.Logger | None = None,
 ) -> tuple[np.ndarray, list[dict]]:
     """Sample one series per entry of ``labels`` in mini-batches; returns float32 ``(N, T, C)``.
+
+    ``progress`` shows a tqdm bar; ``log`` (e.g. the rule's log) gets one line per mini-batch.
 
     Deterministic for a given ``seed`` and ``batch_size``: one CPU generator seeded from ``seed``
     feeds all batches in order. ``device`` defaults to the model's device. Diagnostics are the
@@ -238,5 +242,7 @@ def generate(
         )  # fmt: skip
         chunks.append(x.float().cpu().numpy())
         diagnostics.extend({"batch": b, **d} for d in steps_diag)
+        if log is not None:
+            log.info("sampled batch %d/%d (%s, %d steps)", b + 1, len(starts), sampler, steps)
     x = np.concatenate(chunks) if chunks else np.zeros((0, seq_len, n_features), np.float32)
     return x, diagnostics

@@ -27,7 +27,6 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 from torch.nn import functional as F
 
-from tardiff.config import load_config
 from tardiff.data import prepare
 from tardiff.io import save_checkpoint, write_csv, write_json
 from tardiff.models.classifier import unrolled_rnn
@@ -130,12 +129,11 @@ def run_influence_stage(
     task: str,
     classifier_path: str | Path,
     out_dir: str | Path,
-    config: dict[str, Any] | str | Path,
+    config: dict[str, Any],
     log_file: str | None = None,
 ) -> dict[str, Any]:
     """Build G on the guide part; write ``G.pt``, ``grad_norms.csv`` and ``summary.json``."""
     log = setup_logging(log_file)
-    config = config if isinstance(config, dict) else load_config(config)
     cfg = config["influence"]
     device = pick_device(config["device"])
     out_dir = Path(out_dir)

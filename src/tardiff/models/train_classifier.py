@@ -20,7 +20,6 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 from torch import nn
 
-from tardiff.config import load_config
 from tardiff.data import Prepared, Transform, prepare
 from tardiff.io import load_checkpoint, save_checkpoint, write_json
 from tardiff.models.classifier import build_classifier
@@ -125,12 +124,11 @@ def run_classifier_stage(
     cohort_dir: str | Path,
     task: str,
     out_dir: str | Path,
-    config: dict[str, Any] | str | Path,
+    config: dict[str, Any],
     log_file: str | None = None,
 ) -> dict[str, Any]:
     """Train the guidance classifier; write ``out_dir/model.pt`` and ``out_dir/metrics.json``."""
     log = setup_logging(log_file)
-    config = config if isinstance(config, dict) else load_config(config)
     cfg = config["classifier"]
     device = pick_device(config["device"])
     out_dir = Path(out_dir)
