@@ -32,6 +32,8 @@ from tardiff.extract.tables import ExtractError, Extraction, first_row
 from tardiff.io import atomic_path, write_json, write_parquet
 from tardiff.runtime import peak_rss_mb
 
+#: Labels defined from raw MIMIC-III / eICU tables (a YAIB cohort brings its own label).
+RAW_TASKS = ("mortality", "icu_stay")
 EXTRACTORS = {"mimic3": mimic3.extract, "eicu": eicu.extract, "yaib": yaib.extract}
 OUTPUTS = ("stays.parquet", "timeseries.parquet", "summary.json")
 # Measured (benchmarks/extraction.py): at 1 GB peak RSS stays flat at ~1.2 GB from 20M to 40M
@@ -56,6 +58,11 @@ def build_cohort(
     log = log or logging.getLogger(__name__)
     if entry["source"] not in EXTRACTORS:
         raise ExtractError(f"unknown source {entry['source']!r} (known: {', '.join(EXTRACTORS)})")
+    unknown = [t for t in entry["tasks"] if t not in RAW_TASKS]
+    if entry["source"] != "yaib" and unknown:
+        raise ExtractError(
+            f"unknown {entry['source']} task {unknown[0]!r} (known: {', '.join(RAW_TASKS)})"
+        )
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

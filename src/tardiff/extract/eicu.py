@@ -33,7 +33,6 @@ from tardiff.extract.tables import (
     run_scan,
 )
 
-TASKS = ("mortality", "icu_stay")
 _PATIENT = [
     "patientunitstayid",
     "gender",
@@ -62,9 +61,6 @@ def extract(
     con: duckdb.DuckDBPyConnection, entry: dict, raw_dir: str, log: logging.Logger
 ) -> Extraction:
     """Candidate stays with labels; fills table ``binned`` from the vital-sign tables."""
-    unknown = [t for t in entry["tasks"] if t not in TASKS]
-    if unknown:
-        raise ExtractError(f"unknown eICU task {unknown[0]!r} (known: {', '.join(TASKS)})")
     sources = feature_sources(entry["features"])
     patient = open_table(raw_dir, "patient", _PATIENT)
     vitals = {

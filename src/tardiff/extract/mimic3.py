@@ -38,7 +38,6 @@ from tardiff.extract.tables import (
 )
 from tardiff.variables import GCS_COMPONENTS
 
-TASKS = ("mortality", "icu_stay")
 _GCS_PART = -1  # feature code of MetaVision GCS components before they are summed
 
 _ICU = ["SUBJECT_ID", "HADM_ID", "ICUSTAY_ID", "FIRST_CAREUNIT", "INTIME", "OUTTIME", "LOS"]
@@ -92,9 +91,6 @@ def extract(
     con: duckdb.DuckDBPyConnection, entry: dict, raw_dir: str, log: logging.Logger
 ) -> Extraction:
     """Candidate stays with labels; fills table ``binned`` from CHARTEVENTS."""
-    unknown = [t for t in entry["tasks"] if t not in TASKS]
-    if unknown:
-        raise ExtractError(f"unknown MIMIC-III task {unknown[0]!r} (known: {', '.join(TASKS)})")
     items = feature_items(entry)
     tables = {name: open_table(raw_dir, name, cols) for name, (cols, _) in _SMALL.items()}
     events = open_table(raw_dir, "CHARTEVENTS", _EVENTS)
