@@ -25,7 +25,7 @@ import torch
 from tardiff.diffusion.samplers import generate
 from tardiff.diffusion.schedule import NoiseSchedule
 from tardiff.diffusion.train import diffusion_settings, train_diffusion
-from tardiff.guidance.terms import RNN_PATHS, make_guidance
+from tardiff.guidance.terms import RNN_PATHS, Guidance
 from tardiff.models.classifier import build_classifier
 
 
@@ -88,10 +88,10 @@ def main() -> None:
     model, schedule, classifier, G = _models(args)
     labels = np.random.default_rng(0).permutation(np.arange(args.n) % 2)
     hooks = {
-        "finite_difference": make_guidance("tardiff", classifier, G, 0.1),
-        "double_backprop": make_guidance("tardiff", classifier, G, 0.1, jacobian="double_backprop"),
-        "jvp": make_guidance("tardiff", classifier, G, 0.1, jacobian="jvp"),
-        "classifier": make_guidance("classifier", classifier, None, 0.1),
+        "finite_difference": Guidance("tardiff", classifier, G, 0.1),
+        "double_backprop": Guidance("tardiff", classifier, G, 0.1, jacobian="double_backprop"),
+        "jvp": Guidance("tardiff", classifier, G, 0.1, jacobian="jvp"),
+        "classifier": Guidance("classifier", classifier, None, 0.1),
     }
     settings = [("ddim", 50), ("ddim", 20)]
     if not args.skip_ddpm:

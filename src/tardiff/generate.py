@@ -27,7 +27,7 @@ from tardiff.data import Transform, prepare, to_timeseries_frame
 from tardiff.diffusion.samplers import generate
 from tardiff.diffusion.train import load_diffusion
 from tardiff.guidance.influence import detached_params
-from tardiff.guidance.terms import make_guidance, sample_influence
+from tardiff.guidance.terms import Guidance, sample_influence
 from tardiff.io import load_checkpoint, write_csv, write_json, write_parquet
 from tardiff.models.train_classifier import checkpoint_transform, load_classifier
 from tardiff.runtime import measured, pick_device, seed_everything, setup_logging
@@ -113,7 +113,7 @@ def run_generation_stage(
             raise ValueError(
                 f"method {method} needs a classifier and (tardiff) an influence vector"
             )
-        guidance = make_guidance(
+        guidance = Guidance(
             kind, classifier, G, gcfg[scale_key], gcfg["evaluate_on"], gcfg["jacobian"],
             gcfg["normalize"],
         )  # fmt: skip

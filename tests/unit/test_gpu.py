@@ -8,7 +8,7 @@ import torch
 from tardiff.diffusion.samplers import generate
 from tardiff.diffusion.schedule import NoiseSchedule
 from tardiff.guidance.influence import influence_vector
-from tardiff.guidance.terms import double_backprop, finite_difference, make_guidance
+from tardiff.guidance.terms import Guidance, double_backprop, finite_difference
 from tardiff.models.classifier import build_classifier
 from tardiff.models.denoiser import Denoiser
 from tardiff.runtime import pick_device
@@ -62,7 +62,7 @@ def test_guided_sampling_matches_cpu():
         den = Denoiser(5, 24, base_channels=8, channel_mults=(1, 2), num_res_blocks=1).eval()
         den.load_state_dict(denoiser.state_dict())
         clf.to(device), den.to(device)
-        guidance = make_guidance("tardiff", clf, G.to(device), scale=0.1)
+        guidance = Guidance("tardiff", clf, G.to(device), scale=0.1)
         outputs[device], _ = generate(
             den, schedule, labels, 24, 5, batch_size=8, sampler="ddim", steps=10, eta=1.0,
             guidance=guidance, seed=0, device=torch.device(device), progress=False,

@@ -4,11 +4,11 @@ from torch import nn
 
 from tardiff.guidance.influence import per_sample_grads
 from tardiff.guidance.terms import (
+    Guidance,
     classifier_term,
     double_backprop,
     finite_difference,
     jvp_term,
-    make_guidance,
     rms_normalize,
     sample_influence,
 )
@@ -97,7 +97,7 @@ def test_finite_difference_probe_is_cached_until_the_parameters_change():
     model, G, x, y = _setup("gru")
     with torch.no_grad():
         logits = model(x)
-    hook = make_guidance("tardiff", model, G, scale=1.0, normalize="none")
+    hook = Guidance("tardiff", model, G, scale=1.0, normalize="none")
     torch.testing.assert_close(hook(x, x, y, 0, 0.0), finite_difference(model, G, x, y))
     with torch.no_grad():  # the perturbed parameter sets were only swapped in for the calls
         assert torch.equal(model(x), logits)
@@ -115,14 +115,14 @@ def test_finite_difference_probe_is_cached_until_the_parameters_change():
 def test_guidance_hook(kind):
     model, G, x0, y = _setup("gru")
     x_t = torch.randn_like(x0)
-    hook = make_guidance(kind, model, G, scale=0.3, evaluate_on="x0", normalize="rms")
+    hook = Guidance(kind, model, G, scale=0.3, evaluate_on="x0", normalize="rms")
     with torch.no_grad():  # the sampler calls the hook inside no_grad
         shift = hook(x0, x_t, y, 10, 0.5)
     assert shift.shape == x0.shape and not shift.requires_grad
     for c in (0, 1):
         torch.testing.assert_close(shift[y == c].pow(2).mean().sqrt(), torch.tensor(0.3))
     assert all(p.grad is None for p in model.parameters())
-    raw = make_guidance(kind, model, G, scale=2.0, evaluate_on="xt", normalize="none")
+    raw = Guidance(kind, model, G, scale=2.0, evaluate_on="xt", normalize="none")
     expected = (
         double_backprop(model, G, x_t, y) if kind == "tardiff" else classifier_term(model, x_t, y)
     )
@@ -131,7 +131,7 @@ def test_guidance_hook(kind):
 
 def test_positive_scale_raises_sample_influence():
     model, G, x, y = _setup("tcn", batch=16)
-    hook = make_guidance("tardiff", model, G, scale=1e-3, normalize="rms")
+    hook = Guidance("tardiff", model, G, scale=1e-3, normalize="rms")
     before = sample_influence(model, G, x, y)
     up = sample_influence(model, G, x + hook(x, x, y, 0, 0.0), y)
     down = sample_influence(model, G, x - hook(x, x, y, 0, 0.0), y)
@@ -141,9 +141,9 @@ def test_positive_scale_raises_sample_influence():
 def test_guidance_requires_eval_mode_and_valid_options():
     model, G, _, _ = _setup("tcn")
     with pytest.raises(ValueError, match="eval mode"):
-        make_guidance("tardiff", model.train(), G, 0.1)
+        Guidance("tardiff", model.train(), G, 0.1)
     model.eval()
     with pytest.raises(ValueError, match="needs the influence vector"):
-        make_guidance("tardiff", model, None, 0.1)
+        Guidance("tardiff", model, None, 0.1)
     with pytest.raises(ValueError, match="jacobian"):
-        make_guidance("tardiff", model, G, 0.1, jacobian="exact")
+        Guidance("tardiff", model, G, 0.1, jacobian="exact")

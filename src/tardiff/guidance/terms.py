@@ -39,7 +39,6 @@ The classifier must be in eval mode; its parameters are used detached, so no ``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -237,16 +236,3 @@ class Guidance:
         if self.normalize == "rms":
             J = rms_normalize(J, y)
         return J.mul_(self.scale).to(x0_hat.dtype)
-
-
-def make_guidance(
-    kind: str,
-    classifier: nn.Module,
-    G: torch.Tensor | None,
-    scale: float,
-    evaluate_on: str = "x0",
-    jacobian: str = "finite_difference",
-    normalize: str = "rms",
-) -> Callable:
-    """The sampler hook for ``tardiff`` (influence) or ``classifier`` guidance."""
-    return Guidance(kind, classifier, G, scale, evaluate_on, jacobian, normalize)
