@@ -17,16 +17,12 @@ import sys
 import time
 from pathlib import Path
 
+from tardiff.config import validate_config
+
 FULL_MIMIC_CHARTEVENTS = 330_712_483
-SPLIT = {"train": 0.8, "val": 0.1, "test": 0.1, "guide_fraction": 0.5}
-ENTRY = {
-    "source": "mimic3",
-    "hours": 24,
-    "resolution_minutes": 60,
-    "features": ["hr", "sbp", "dbp", "mbp", "rr", "temp", "spo2"],
-    "tasks": {"mortality": {"threshold_days": 3}, "icu_stay": {"threshold_days": 3}},
-    "item_ids": {},
-}
+_DEFAULTS = validate_config({"datasets": {"bench": {"source": "mimic3"}}})
+SPLIT = _DEFAULTS["split"]
+ENTRY = _DEFAULTS["datasets"]["bench"]  # the MIMIC-III defaults: 7 features, 24 x 1 h
 CHILD = """
 import json, sys
 from tardiff.extract import build_cohort, cohort

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from tardiff.config import validate_config
+
 MIMIC_COLUMNS = {
     "PATIENTS": "ROW_ID SUBJECT_ID GENDER DOB DOD DOD_HOSP DOD_SSN EXPIRE_FLAG",
     "ADMISSIONS": "ROW_ID SUBJECT_ID HADM_ID ADMITTIME DISCHTIME DEATHTIME ADMISSION_TYPE "
@@ -277,37 +279,12 @@ def eicu_basic(n: int = 20) -> Eicu:
 
 
 def entry(source: str = "mimic3", **overrides) -> dict:
-    """A resolved dataset entry as tardiff.config.dataset_settings returns it."""
-    base = {
-        "mimic3": {
-            "source": "mimic3",
-            "hours": 24,
-            "resolution_minutes": 60,
-            "features": ["hr", "sbp", "dbp", "mbp", "rr", "temp", "spo2"],
-            "tasks": {"mortality": {"threshold_days": 3}, "icu_stay": {"threshold_days": 3}},
-            "item_ids": {},
-            "raw_dir": None,
-        },
-        "eicu": {
-            "source": "eicu",
-            "hours": 24,
-            "resolution_minutes": 5,
-            "features": ["hr", "rr", "spo2"],
-            "tasks": {"mortality": {"threshold_days": 3}, "icu_stay": {"threshold_days": 3}},
-            "item_ids": {},
-            "raw_dir": None,
-        },
-        "yaib": {
-            "source": "yaib",
-            "hours": 24,
-            "resolution_minutes": 60,
-            "features": ["hr", "sbp", "o2sat"],
-            "tasks": {"mortality24": {"threshold_days": 3}},
-            "item_ids": {},
-            "raw_dir": None,
-        },
-    }[source]
-    return {**base, **overrides}
+    """A resolved dataset entry: the source's defaults as tardiff.config fills them in."""
+    raw = {"source": source}
+    if source == "yaib":
+        raw.update(path="unused", features=["hr", "sbp", "o2sat"], tasks={"mortality24": {}})
+    resolved = validate_config({"datasets": {"d": raw}})["datasets"]["d"]
+    return {**resolved, **overrides}
 
 
-SPLIT = {"train": 0.8, "val": 0.1, "test": 0.1, "guide_fraction": 0.5}
+SPLIT = validate_config({"datasets": {"d": {"source": "mimic3"}}})["split"]
