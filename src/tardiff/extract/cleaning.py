@@ -121,3 +121,19 @@ def sex_code(gender: pd.Series) -> pd.Series:
     first = gender.astype("string").str.strip().str[:1].str.upper()
     known = first.isin(["F", "M"]).fillna(False).to_numpy(bool)
     return pd.Series(np.where(known, first.astype(object), None), index=gender.index, dtype=object)
+
+
+def add_static_and_labels(stays: pd.DataFrame, tasks: dict) -> pd.DataFrame:
+    """Add ``age`` (clipped to 90), ``sex`` and one label column per task to candidate stays.
+
+    Needs columns ``age_years``, ``gender``, ``expire`` (1 = died in hospital, null = unknown)
+    and ``los`` (days); labels stay null where their source value is unknown.
+    """
+    stays["age"] = stays["age_years"].clip(upper=90).astype("float32")
+    stays["sex"] = sex_code(stays["gender"])
+    for task, spec in tasks.items():
+        if task == "mortality":
+            stays[task] = (stays["expire"] == 1).where(stays["expire"].notna())
+        else:
+            stays[task] = (stays["los"] > spec["threshold_days"]).where(stays["los"].notna())
+    return stays

@@ -130,14 +130,7 @@ def _stays(con: duckdb.DuckDBPyConnection, entry: dict):
         FROM patient ORDER BY stay_id
         """
     ).df()
-    stays["age"] = stays["age_years"].clip(upper=90).astype("float32")
-    stays["sex"] = cleaning.sex_code(stays["gender"])
-    for task, spec in entry["tasks"].items():
-        if task == "mortality":
-            stays[task] = stays["expire"]
-        else:
-            stays[task] = (stays["los"] > spec["threshold_days"]).where(stays["los"].notna())
-    return stays
+    return cleaning.add_static_and_labels(stays, entry["tasks"])
 
 
 def _exclusions(result: Extraction, entry: dict) -> None:
