@@ -6,7 +6,7 @@ import logging
 import os
 import time
 
-from tardiff.demo.writer import atomic_dir
+from tardiff.io import atomic_dir
 
 
 def write_demo(source: str, out_dir: str | os.PathLike, n_stays: int, seed: int, log=None) -> dict:
@@ -15,7 +15,7 @@ def write_demo(source: str, out_dir: str | os.PathLike, n_stays: int, seed: int,
     ``source`` is ``mimic3`` (``<TABLE>.csv.gz``) or ``eicu`` (``<name>.csv.gz``). The folder is
     written as a set: into a temporary sibling renamed at the end, so a killed job leaves none.
     Same seed, same bytes. Returns rows per table, label prevalence among adult stays and wall
-    time.
+    time (``wall_s``).
     """
     from tardiff.demo import eicu, mimic3
 
@@ -29,7 +29,7 @@ def write_demo(source: str, out_dir: str | os.PathLike, n_stays: int, seed: int,
     with atomic_dir(out_dir) as tmp:
         summary = writers[source](tmp, n_stays, seed)
     summary.update(
-        source=source, n_stays=n_stays, seed=seed, seconds=round(time.perf_counter() - start, 2)
+        source=source, n_stays=n_stays, seed=seed, wall_s=round(time.perf_counter() - start, 2)
     )
     log.info(
         "demo %s: %d stays, rows %s, prevalence %.3f, %.1f s",
@@ -37,6 +37,6 @@ def write_demo(source: str, out_dir: str | os.PathLike, n_stays: int, seed: int,
         n_stays,
         summary["rows"],
         summary["prevalence"],
-        summary["seconds"],
+        summary["wall_s"],
     )
     return summary

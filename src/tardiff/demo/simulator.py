@@ -120,6 +120,17 @@ def charting_rounds(rng: np.random.Generator, los: np.ndarray):
     return stay, np.floor(hours * 60) / 60, hour_no
 
 
+def lab_rounds(rng: np.random.Generator, los: np.ndarray):
+    """Lab draw times (hours after ICU admission): every 6-24 h (a per-stay interval) from 6 h
+    before admission plus up to 2 h. The last may fall after the stay. Returns stay index, hours.
+    """
+    every = rng.uniform(6, 24, len(los))
+    count = np.floor((los + 6) / every).astype(int) + 1
+    stay = np.repeat(np.arange(len(los)), count)
+    hours = -6 + rng.uniform(0, 2, len(los))[stay] + ragged_arange(count) * every[stay]
+    return stay, hours
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 

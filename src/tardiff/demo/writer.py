@@ -1,23 +1,116 @@
-"""Deterministic gzip CSV streams and an atomic output folder for the demo tables."""
+"""The demo writers' batch loop, deterministic gzip CSV streams and Arrow column helpers."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
+import functools
 import gzip
 import io
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import yaml
+
+from tardiff.demo import simulator as sim
 
 COMPRESSLEVEL = 2
+TYPES = {
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "str": pa.string(),
+    "timestamp": pa.timestamp("s"),
+}
+#: Seed-sequence key of each source's table generator (the simulator's are 1 and 2).
+TABLE_STREAM = {"mimic3": 11, "eicu": 12}
+
+Schema = list[tuple[str, pa.DataType]]
+#: ``tables(batch, rng)``: the cohort mask of the batch's stays and ``{table: columns}``.
+BatchTables = Callable[[sim.Batch, np.random.Generator], tuple[np.ndarray, dict[str, dict]]]
+
+
+@functools.cache
+def _schema_file() -> dict:
+    with resources.files("tardiff").joinpath("resources/demo_schemas.yaml").open() as fh:
+        return yaml.safe_load(fh)
+
+
+def schemas(source: str) -> dict[str, Schema]:
+    """``{table: [(column, Arrow type)]}`` of ``source``, from ``resources/demo_schemas.yaml``."""
+    return {
+        name: [(col, TYPES[typ]) for col, typ in cols.items()]
+        for name, cols in _schema_file()[source].items()
+    }
+
+
+def write_tables(
+    out: Path,
+    source: str,
+    n_stays: int,
+    seed: int,
+    tables: BatchTables,
+    first: dict[str, dict] | None = None,
+) -> dict:
+    """Stream the tables of ``n_stays`` simulated stays of ``source`` into ``out/<table>.csv.gz``.
+
+    ``first`` holds tables written before the batches (dictionaries). Each simulated batch gets its
+    own seeded generator for ``tables``. The first column of a schema is a running row number
+    unless the columns give it. Returns rows per table, cohort size and label prevalence in the
+    cohort.
+    """
+    schema = schemas(source)
+    streams = {
+        name: CsvGz(out / f"{name}.csv.gz", [c for c, _ in cols], source)
+        for name, cols in schema.items()
+    }
+    cohort = deaths = 0
+    try:
+        _append(streams, schema, first or {})
+        for batch in sim.simulate(source, n_stays, seed):
+            rng = np.random.default_rng([seed, TABLE_STREAM[source], batch.first // sim.BATCH])
+            keep, data = tables(batch, rng)
+            _append(streams, schema, data)
+            cohort += int(keep.sum())
+            deaths += int(batch.label[keep].sum())
+    finally:
+        for stream in streams.values():
+            stream.close()
+    return {
+        "rows": {name: s.rows for name, s in streams.items()},
+        "adult_stays": cohort,
+        "prevalence": deaths / max(cohort, 1),
+    }
+
+
+def _append(streams: dict[str, CsvGz], schema: dict[str, Schema], data: dict[str, dict]) -> None:
+    """Append ``{table: columns}``; a missing first column is numbered on from the stream's rows."""
+    for name, cols in data.items():
+        key, done = schema[name][0][0], streams[name].rows
+        if key not in cols:
+            cols[key] = np.arange(done + 1, done + 1 + len(next(iter(cols.values()))))
+        streams[name].write(table(schema[name], cols))
+
+
+def pick(rng: np.random.Generator, dist: dict | list, n: int | None):
+    """``n`` draws (``None``: one) from ``dist``, ``{option: probability}`` or a list of equally
+    likely options."""
+    options, p = (list(dist), list(dist.values())) if isinstance(dist, dict) else (dist, None)
+    return np.asarray(options, dtype=object)[rng.choice(len(options), n, p=p)]
+
+
+def stack(values: dict[str, np.ndarray], masks: dict[str, np.ndarray]):
+    """Rows of several measures, measure by measure: ``masks[name]`` selects the positions in
+    ``values[name]`` that are recorded. Returns position, measure index (in ``masks``) and value.
+    """
+    rows = [np.flatnonzero(mask) for mask in masks.values()]
+    pos = np.concatenate(rows)
+    kind = np.concatenate([np.full(len(r), j) for j, r in enumerate(rows)])
+    num = np.concatenate([values[name][r] for name, r in zip(masks, rows, strict=True)])
+    return pos, kind, num
 
 
 class CsvGz:
@@ -79,25 +172,6 @@ def _minimal_quoted(table: pa.Table) -> bytes:
     return out.getvalue().encode()
 
 
-@contextlib.contextmanager
-def atomic_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder next to ``out_dir``; it replaces ``out_dir`` if the block ends."""
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        yield tmp
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            os.replace(out, old / "data")
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def column(values, typ: pa.DataType) -> pa.Array:
     """Arrow array of ``typ``: NaN in float input is NULL; timestamps come as epoch seconds."""
     if isinstance(values, pa.Array | pa.ChunkedArray):
@@ -114,7 +188,7 @@ def column(values, typ: pa.DataType) -> pa.Array:
     return arr.cast(typ)
 
 
-def table(schema: list[tuple[str, pa.DataType]], data: dict) -> pa.Table:
+def table(schema: Schema, data: dict) -> pa.Table:
     """Table with the columns of ``schema`` in order; missing columns are all NULL."""
     n = len(next(iter(data.values())))
     arrays = []
