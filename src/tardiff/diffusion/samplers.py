@@ -1,14 +1,16 @@
 """Reverse-diffusion samplers (ancestral DDPM, DDIM, DPM-Solver++(2M)) with a guidance hook.
 
-Every reverse step from ``t`` to ``s`` (``s = -1`` means the clean end, ``ab_{-1} = 1``):
+Each sampler is a :class:`Stepper` (its timestep grid, the noise SD of a step and the update
+itself), picked once per run from :data:`STEPPERS`; :func:`sample` runs one shared loop. Every
+reverse step from ``t`` to ``s`` (``s = -1`` means the clean end, ``ab_{-1} = 1``):
 
-1. ``x0_hat, eps_hat`` from the model output (no autograd); with ``cfg_scale = w`` the output is
+1. ``x0_hat`` from the model output (no autograd); with ``cfg_scale = w`` the output is
    ``(1 + w) out(y) - w out(null)``; with ``clip_x0 = c``, ``x0_hat`` is clamped to ``[-c, c]``.
 2. Guidance hook: ``shift = guidance(x0_hat, x_t, y, t, sigma_t)`` (shape ``(B, T, C)``, computed
    with the callable's own autograd) and ``x0_hat <- x0_hat + shift``.
-3. The noise estimate is recomputed from the final ``x0_hat`` so both stay consistent:
-   ``eps_hat = (x_t - sqrt(ab_t) x0_hat) / sqrt(1 - ab_t)``.
-4. The step, with ``z ~ N(0, I)``:
+3. The stepper's update from the final ``x0_hat`` (where needed the noise estimate is recomputed
+   from it, ``eps_hat = (x_t - sqrt(ab_t) x0_hat) / sqrt(1 - ab_t)``, so both stay consistent),
+   then noise ``sd z`` with ``z ~ N(0, I)`` is added:
 
    - ``ddpm``: ``x_{t-1} = c1_t x0_hat + c2_t x_t + sqrt(beta~_t) z`` (posterior of ``q``), so a
      shift moves the mean by ``c1_t * shift``, ``c1_t = sqrt(ab_{t-1}) beta_t / (1 - ab_t)``.
@@ -16,7 +18,7 @@ Every reverse step from ``t`` to ``s`` (``s = -1`` means the clean end, ``ab_{-1
      ``sigma = eta sqrt((1 - ab_s) / (1 - ab_t)) sqrt(1 - ab_t / ab_s)``. With ``k = T`` steps and
      ``eta = 1`` this is exactly the ``ddpm`` step.
    - ``dpm_solver++``: deterministic 2nd-order multistep update in ``x0`` space (Lu et al. 2022),
-     first order at the first and last step.
+     first order at the first and last step; its history is per-run stepper state.
 
 ``sigma_t`` given to the hook is the standard deviation of the noise the step adds; where that
 is 0 (``eta = 0``, ``dpm_solver++``, the last step) it is the noise level ``sqrt(1 - ab_t)`` of
@@ -36,8 +38,6 @@ import torch
 from tqdm.auto import tqdm
 
 from tardiff.diffusion.schedule import NoiseSchedule
-
-SAMPLERS = ("ddpm", "ddim", "dpm_solver++")
 
 Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int, float], torch.Tensor]
 
@@ -106,6 +106,86 @@ def dpm_solver_mean(
     return ((1 - ab_s) / (1 - ab_t)) ** 0.5 * x_t - ab_s**0.5 * float(np.expm1(-h)) * d
 
 
+class Stepper:
+    """One sampler's reverse update ``t -> s``, chosen once per run from :data:`STEPPERS`.
+
+    Subclasses set the timestep grid, the SD of the noise a step adds (:meth:`noise_sd`) and the
+    update itself (:meth:`step`, which returns the mean of ``x_s`` and that SD). Per-run state
+    (e.g. a multistep history) comes from :meth:`new_state` and is passed back to every step.
+    """
+
+    def __init__(self, schedule: NoiseSchedule, eta: float = 1.0):
+        self.schedule, self.eta = schedule, eta
+
+    def grid(self, steps: int) -> list[int]:
+        """Descending timesteps of a ``steps``-step run (:func:`timestep_grid`)."""
+        return timestep_grid(self.schedule.timesteps, steps)
+
+    def new_state(self) -> object:
+        """Fresh per-run state (none by default)."""
+        return None
+
+    def noise_sd(self, t: int, s: int) -> float:
+        """SD of the noise the step ``t -> s`` adds."""
+        return 0.0
+
+    def step(
+        self, x_t: torch.Tensor, x0_hat: torch.Tensor, t: int, s: int, state: object
+    ) -> tuple[torch.Tensor, float]:
+        """Mean of ``x_s`` given ``x0_hat`` and the SD of the noise to add to it."""
+        raise NotImplementedError
+
+
+class DDPMStepper(Stepper):
+    """Ancestral step ``x_{t-1} = c1_t x0_hat + c2_t x_t + sqrt(beta~_t) z`` on every timestep."""
+
+    def grid(self, steps: int) -> list[int]:
+        """All ``T`` timesteps, descending (``steps`` is ignored)."""
+        return list(range(self.schedule.timesteps - 1, -1, -1))
+
+    def noise_sd(self, t: int, s: int) -> float:
+        """``sqrt(beta~_t)``, the posterior SD (0 at ``t = 0``)."""
+        return float(self.schedule.posterior_variance[t]) ** 0.5
+
+    def step(self, x_t, x0_hat, t, s, state):
+        """Posterior mean of ``q(x_{t-1} | x_t, x0_hat)`` and its SD (:func:`ddpm_mean_std`)."""
+        return ddpm_mean_std(self.schedule, x_t, x0_hat, t)
+
+
+class DDIMStepper(Stepper):
+    """``x_s = sqrt(ab_s) x0_hat + sqrt(1 - ab_s - sigma^2) eps_hat + sigma z``."""
+
+    def noise_sd(self, t: int, s: int) -> float:
+        """``eta sqrt((1 - ab_s) / (1 - ab_t)) sqrt(1 - ab_t / ab_s)`` (:func:`ddim_sigma`)."""
+        return ddim_sigma(self.schedule, t, s, self.eta)
+
+    def step(self, x_t, x0_hat, t, s, state):
+        """DDIM mean with ``eps_hat`` recomputed from ``x0_hat``, and ``sigma``."""
+        return ddim_mean_std(self.schedule, x_t, x0_hat, t, s, self.eta)
+
+
+class DPMSolverStepper(Stepper):
+    """Deterministic DPM-Solver++(2M) in x0 space (:func:`dpm_solver_mean`); adds no noise."""
+
+    def new_state(self) -> tuple[list[torch.Tensor], list[float]]:
+        """``(x0s, hs)``: the last two ``x0_hat`` and the log-SNR step sizes so far."""
+        return [], []
+
+    def step(self, x_t, x0_hat, t, s, state):
+        """Multistep mean (first order at the first step and into the clean end), SD 0."""
+        x0s, hs = state
+        x0s[:] = [*x0s[-1:], x0_hat]
+        return dpm_solver_mean(self.schedule, x_t, t, s, x0s, hs), 0.0
+
+
+STEPPERS: dict[str, type[Stepper]] = {
+    "ddpm": DDPMStepper,
+    "ddim": DDIMStepper,
+    "dpm_solver++": DPMSolverStepper,
+}
+SAMPLERS = tuple(STEPPERS)
+
+
 def _randn(shape, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     """Standard normal noise drawn on the generator's device (CPU by default), moved to device."""
     gen_device = generator.device if generator is not None else torch.device("cpu")
@@ -114,6 +194,29 @@ def _randn(shape, generator: torch.Generator | None, device: torch.device) -> to
 
 def _rms(x: torch.Tensor) -> float:
     return float(x.detach().float().pow(2).mean().sqrt())
+
+
+@torch.no_grad()
+def _predict_x0(
+    model: torch.nn.Module,
+    schedule: NoiseSchedule,
+    x: torch.Tensor,
+    t: int,
+    y: torch.Tensor,
+    cfg_scale: float,
+    clip_x0: float | None,
+) -> torch.Tensor:
+    """``x0_hat`` from the model output, with classifier-free guidance and clipping."""
+    tt = torch.full_like(y, t)
+    if cfg_scale:
+        null = torch.full_like(y, model.n_classes)
+        both = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([y, null]))
+        out_c, out_u = both.chunk(2)
+        out = (1 + cfg_scale) * out_c - cfg_scale * out_u
+    else:
+        out = model(x, tt, y)
+    x0, _ = schedule.split_output(x, t, out)
+    return x0 if clip_x0 is None else x0.clamp(-clip_x0, clip_x0)
 
 
 def sample(
@@ -138,34 +241,15 @@ def sample(
     per step is appended: step, t, sigma, shift_rms (0 without guidance), x0_rms (of the model's
     ``x0_hat``, before the shift).
     """
-    if sampler not in SAMPLERS:
+    if sampler not in STEPPERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-    T = schedule.timesteps
-    grid = list(range(T - 1, -1, -1)) if sampler == "ddpm" else timestep_grid(T, steps)
+    stepper = STEPPERS[sampler](schedule, eta)
+    grid, state = stepper.grid(steps), stepper.new_state()
     x = _randn((len(y), seq_len, n_features), generator, y.device)
-    null = torch.full_like(y, model.n_classes)
-    x0_hist: list[torch.Tensor] = []
-    h_hist: list[float] = []
     for i, t in enumerate(grid):
         s = grid[i + 1] if i + 1 < len(grid) else -1
-        tt = torch.full_like(y, t)
-        with torch.no_grad():
-            if cfg_scale:
-                both = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([y, null]))
-                out_c, out_u = both.chunk(2)
-                out = (1 + cfg_scale) * out_c - cfg_scale * out_u
-            else:
-                out = model(x, tt, y)
-            x0, _ = schedule.split_output(x, t, out)
-            if clip_x0 is not None:
-                x0 = x0.clamp(-clip_x0, clip_x0)
-
-        if sampler == "ddpm":
-            noise_sd = float(schedule.posterior_variance[t]) ** 0.5
-        elif sampler == "ddim":
-            noise_sd = ddim_sigma(schedule, t, s, eta)
-        else:
-            noise_sd = 0.0
+        x0 = _predict_x0(model, schedule, x, t, y, cfg_scale, clip_x0)
+        noise_sd = stepper.noise_sd(t, s)
         sigma_t = noise_sd if noise_sd > 0 else float(schedule.sqrt_one_minus_alphas_cumprod[t])
         shift = None
         if guidance is not None:
@@ -182,17 +266,8 @@ def sample(
                     "x0_rms": _rms(x0),
                 }
             )
-
         with torch.no_grad():
-            if shift is not None:
-                x0 = x0 + shift
-            if sampler == "ddpm":
-                x, sd = ddpm_mean_std(schedule, x, x0, t)
-            elif sampler == "ddim":
-                x, sd = ddim_mean_std(schedule, x, x0, t, s, eta)
-            else:
-                x0_hist = [*x0_hist[-1:], x0]
-                x, sd = dpm_solver_mean(schedule, x, t, s, x0_hist, h_hist), 0.0
+            x, sd = stepper.step(x, x0 if shift is None else x0 + shift, t, s, state)
             if sd > 0:
                 x = x + sd * _randn(x.shape, generator, x.device)
     return x
