@@ -2,7 +2,7 @@
 # Usage: snakemake --cores all [--use-conda] [--configfile config/test.yaml]
 
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -12,9 +12,6 @@ min_version("9.0")
 if not workflow.overwrite_configfiles:
 
     configfile: "config/config.yaml"
-
-
-validate(config, "config/schema.yaml")
 
 
 include: "workflow/rules/common.smk"

@@ -28,6 +28,8 @@ from sklearn.preprocessing import StandardScaler
 from tardiff.config import load_config, n_steps
 from tardiff.demo import simulator as sim
 from tardiff.demo import write_demo
+from tardiff.layout import CohortFiles
+from tardiff.settings import SplitSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,16 +70,17 @@ def from_extraction(name: str, config: dict, n_stays: int, work: Path):
     from tardiff.extract import build_cohort
 
     entry = config["datasets"][name]
-    raw, out = work / name / "raw", work / name / "cohort"
+    raw, out = work / name / "raw", CohortFiles.in_dir(work / name / "cohort")
+    split_settings = SplitSettings.from_config(config["split"])
     start = time.perf_counter()
     demo = write_demo(entry["source"], raw, n_stays, config["seed"])
-    cohort = build_cohort(entry, str(raw), str(out), config["split"], config["seed"])
+    cohort = build_cohort(entry, raw, out, split_settings, config["seed"])
     print(
-        f"{name}: demo {demo['seconds']:.1f} s, extraction {time.perf_counter() - start:.1f} s "
+        f"{name}: demo {demo['wall_s']:.1f} s, extraction {time.perf_counter() - start:.1f} s "
         f"total, {cohort['n_stays']} stays"
     )
-    stays = pd.read_parquet(out / "stays.parquet").sort_values("stay_id")
-    ts = pd.read_parquet(out / "timeseries.parquet").sort_values(["stay_id", "step"])
+    stays = pd.read_parquet(out.stays).sort_values("stay_id")
+    ts = pd.read_parquet(out.timeseries).sort_values(["stay_id", "step"])
     grid = ts[entry["features"]].to_numpy(float).reshape(len(stays), n_steps(entry), -1)
     labels = {task: stays[task].to_numpy() for task in entry["tasks"]}
     split = stays["split"].to_numpy()

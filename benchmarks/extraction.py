@@ -26,7 +26,10 @@ ENTRY = _DEFAULTS["datasets"]["bench"]  # the MIMIC-III defaults: 7 features, 24
 CHILD = """
 import json, sys
 from tardiff.extract import build_cohort, cohort
-raw, out, entry, split = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+from tardiff.layout import CohortFiles
+from tardiff.settings import SplitSettings
+raw, out = sys.argv[1], CohortFiles.in_dir(sys.argv[2])
+entry, split = json.loads(sys.argv[3]), SplitSettings.from_config(json.loads(sys.argv[4]))
 cohort.MEMORY_LIMIT = sys.argv[5] or cohort.MEMORY_LIMIT
 print(json.dumps({**build_cohort(entry, raw, out, split, 0), "memory_limit": cohort.MEMORY_LIMIT}))
 """
@@ -102,13 +105,13 @@ def main() -> None:
             "chartevents_rows": scanned["CHARTEVENTS"],
             "raw_rows_scanned": total,
             "stays": summary["n_stays"],
-            "extract_seconds": summary["wall_seconds"],
+            "extract_seconds": summary["wall_s"],
             "process_seconds": round(wall, 1),
-            "rows_per_second": round(total / summary["wall_seconds"]),
+            "rows_per_second": round(total / summary["wall_s"]),
             "peak_rss_mb": summary["peak_rss_mb"],
             "memory_limit": summary["memory_limit"],
             "full_mimic_minutes": round(
-                FULL_MIMIC_CHARTEVENTS / (scanned["CHARTEVENTS"] / summary["wall_seconds"]) / 60, 1
+                FULL_MIMIC_CHARTEVENTS / (scanned["CHARTEVENTS"] / summary["wall_s"]) / 60, 1
             ),
         }
         results.append(result)

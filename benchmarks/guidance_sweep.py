@@ -1,10 +1,12 @@
 """Guidance-scale sweep (paper Fig. 3, left): mean sample influence and shift/sigma against w.
 
-Needs the classifier, influence and diffusion stages of one dataset x task under ``results/``.
-Generates ``--n`` samples per scale with the config's generation settings (train class ratio),
-w over ``--values`` points from -``--span``·w* to +``--span``·w* (w* = the config's scale), and
-prints w, the mean sample influence G·∇φℓ (class 0, class 1, all) and the mean shift_rms / sigma.
-Outputs go to ``results/{dataset}/{task}/sweep/{method}/w{w}/``.
+Needs the classifier, influence and diffusion stages of one dataset x task, as the workflow run of
+``--config`` wrote them (under the config's ``results_dir``, ``results/`` for the default config;
+paths from :class:`tardiff.layout.Layout`). Generates ``--n`` samples per scale with the config's
+generation settings (train class ratio), w over ``--values`` points from -``--span``·w* to
++``--span``·w* (w* = the config's scale), and prints w, the mean sample influence G·∇φℓ (class 0,
+class 1, all) and the mean shift_rms / sigma.
+Outputs go to ``{results_dir}/{dataset}/{task}/sweep/{method}/w{w}/``.
 
     python benchmarks/guidance_sweep.py --config config/config.yaml --dataset D --task T
 """
@@ -12,13 +14,22 @@ Outputs go to ``results/{dataset}/{task}/sweep/{method}/w{w}/``.
 from __future__ import annotations
 
 import argparse
-import copy
-from pathlib import Path
+import dataclasses
 
 import numpy as np
 
 from tardiff.config import load_config
 from tardiff.generate import METHODS, run_generation_stage
+from tardiff.layout import Layout, SyntheticFiles
+from tardiff.runtime import setup_logging
+from tardiff.settings import GenerationSettings
+
+
+def sweep_files(layout: Layout, dataset: str, task: str, method: str, w: float, seed: int):
+    """The generation outputs of one scale: ``<task>/sweep/<method>/w<w>/seed<seed>.*``."""
+    folder = f"{layout.task_dir(dataset, task)}/sweep/{method}/w{w:+.4g}"
+    names = (f"seed{seed}.parquet", f"seed{seed}.json", f"seed{seed}_diagnostics.csv")
+    return SyntheticFiles(*(f"{folder}/{name}" for name in names))
 
 
 def main() -> None:
@@ -26,7 +37,6 @@ def main() -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--task", required=True)
-    parser.add_argument("--results", default="results")
     parser.add_argument("--method", default="tardiff", choices=["tardiff", "classifier_guidance"])
     parser.add_argument("--n", type=int, default=256, help="samples per scale")
     parser.add_argument("--values", type=int, default=9, help="number of scales")
@@ -34,20 +44,28 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
+    setup_logging()
     config = load_config(args.config)
+    layout = Layout.from_config(config)
+    settings = GenerationSettings.from_config(config["generation"])
     scale_key = METHODS[args.method][1]
-    w_star = abs(config["generation"][scale_key]) or 1.0
-    base = Path(args.results) / args.dataset
-    run = base / args.task
+    w_star = abs(getattr(settings, scale_key)) or 1.0
+    cohort = layout.cohort(args.dataset)
     rows = []
     for w in np.linspace(-args.span * w_star, args.span * w_star, args.values):
-        cfg = copy.deepcopy(config)
-        cfg["generation"].update({scale_key: float(w), "n_samples": args.n})
         info = run_generation_stage(
-            base / "cohort", args.task, args.method, args.seed, run / "diffusion" / "model.pt",
-            run / "classifier" / "model.pt", run / "influence" / "G.pt",
-            run / "sweep" / args.method / f"w{w:+.4g}", cfg,
-        )  # fmt: skip
+            stays=cohort.stays,
+            timeseries=cohort.timeseries,
+            diffusion=layout.diffusion(args.dataset, args.task).model,
+            classifier=layout.classifier(args.dataset, args.task).model,
+            influence=layout.influence(args.dataset, args.task).G,
+            task=args.task,
+            method=args.method,
+            seed=args.seed,
+            out=sweep_files(layout, args.dataset, args.task, args.method, w, args.seed),
+            settings=dataclasses.replace(settings, **{scale_key: float(w), "n_samples": args.n}),
+            device=config["device"],
+        )
         infl = info["mean_sample_influence"]
         rows.append((w, infl.get("0"), infl.get("1"), infl["all"], info["mean_shift_ratio"]))
 

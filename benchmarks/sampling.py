@@ -17,16 +17,24 @@ GRU guidance classifier (hidden 64) with a random unit-norm G. Guidance is TarDi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
 import torch
 
+from tardiff.config import validate_config
 from tardiff.diffusion.samplers import generate
 from tardiff.diffusion.schedule import NoiseSchedule
-from tardiff.diffusion.train import diffusion_settings, train_diffusion
+from tardiff.diffusion.train import train_diffusion
 from tardiff.guidance.terms import RNN_PATHS, Guidance
 from tardiff.models.classifier import build_classifier
+from tardiff.settings import DiffusionSettings
+
+# the schema's diffusion defaults; the demo-size model below overrides some of them
+_DIFFUSION_DEFAULTS = DiffusionSettings.from_config(
+    validate_config({"datasets": {"bench": {"source": "mimic3"}}})["diffusion"]
+)
 
 
 def _models(args):
@@ -34,17 +42,17 @@ def _models(args):
     rng = np.random.default_rng(0)
     walk = rng.standard_normal((512, args.seq_len, args.features)).cumsum(axis=1)
     x = ((walk - walk.mean()) / walk.std()).astype(np.float32)
-    cfg = {
-        "base_channels": 64, "channel_mults": [1, 2, 2], "num_res_blocks": 2,
-        "timesteps": args.timesteps, "train_steps": args.train_steps, "warmup_steps": 10,
-        "batch_size": 64, "lr": 1e-3, "prediction": "v",
-    }  # fmt: skip
-    model, _ = train_diffusion(x, rng.integers(0, 2, len(x)), cfg, "cpu", seed=0)
+    settings = dataclasses.replace(
+        _DIFFUSION_DEFAULTS, base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2,
+        timesteps=args.timesteps, train_steps=args.train_steps, warmup_steps=10, batch_size=64,
+        lr=1e-3, prediction="v",
+    )  # fmt: skip
+    model, _ = train_diffusion(x, rng.integers(0, 2, len(x)), settings, "cpu", seed=0)
     model.requires_grad_(False)
     torch.manual_seed(0)
     classifier = build_classifier("gru", args.features, 64, 1, 0.1).eval()
     G = torch.randn(sum(p.numel() for p in classifier.parameters()))
-    schedule = NoiseSchedule.from_config(diffusion_settings(cfg))
+    schedule = NoiseSchedule.from_settings(settings)
     return model, schedule, classifier, G / G.norm()
 
 
@@ -54,8 +62,8 @@ def _rate(model, schedule, labels, args, sampler, steps, guidance) -> float:
     for _ in range(args.repeat):
         start = time.perf_counter()
         generate(
-            model, schedule, labels, args.seq_len, args.features, args.batch, sampler, steps,
-            eta=1.0, guidance=guidance, seed=0, progress=False,
+            model, schedule, labels, args.seq_len, args.features, batch_size=args.batch,
+            sampler=sampler, steps=steps, eta=1.0, guidance=guidance, seed=0, progress=False,
         )  # fmt: skip
         best = min(best, time.perf_counter() - start)
     return len(labels) / best

@@ -1,110 +1,124 @@
 """The ``tardiff`` command: the workflow's steps, one subcommand each, for use by hand.
 
-Paths default to the workflow's layout under ``--results`` (``results/``), so a step run by hand
-writes exactly where Snakemake would.
+Paths come from :mod:`tardiff.layout` under the config's ``results_dir``, so a step run by hand
+reads and writes exactly where Snakemake would for the same config. Each config should have its
+own ``results_dir`` (``config/test.yaml`` uses ``results-test``), so by-hand runs of one config
+never overwrite another's outputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
-from pathlib import Path
 
-from tardiff.config import ConfigError, load_config, uses_demo
+from tardiff.config import ConfigError, load_config
+from tardiff.layout import Layout
+from tardiff.settings import (
+    ClassifierSettings,
+    DiffusionSettings,
+    GenerationSettings,
+    InfluenceSettings,
+    SplitSettings,
+)
 
-
-def _stage_dir(args: argparse.Namespace, stage: str) -> str:
-    return str(Path(args.results) / args.dataset / args.task / stage)
-
-
-def _cohort_dir(args: argparse.Namespace) -> str:
-    return str(Path(args.results) / args.dataset / "cohort")
-
-
-def _settings(config: dict, *sections: str) -> dict:
-    return {name: config[name] for name in sections}
+log = logging.getLogger(__name__)
 
 
-def _cmd_validate(args, config):
+def _cmd_validate(args, config, layout):
     names = ", ".join(config["datasets"])
-    print(f"{args.config}: valid; datasets: {names}")
+    print(f"{args.config}: valid; datasets: {names}; results in {layout.root}/")
 
 
-def _cmd_demo(args, config):
+def _cmd_demo(args, config, layout):
     from tardiff.demo import write_demo
 
     entry = config["datasets"][args.dataset]
-    out = args.out or str(Path(args.results) / args.dataset / "raw")
+    out = layout.raw(args.dataset)
+    log.info("writing %s", out)
     write_demo(entry["source"], out, n_stays=entry["demo"]["n_stays"], seed=config["seed"])
 
 
-def _cmd_extract(args, config):
+def _cmd_extract(args, config, layout):
     from tardiff.extract import build_cohort
 
     entry = config["datasets"][args.dataset]
-    raw = args.raw or (
-        str(Path(args.results) / args.dataset / "raw")
-        if uses_demo(entry)
-        else entry.get("path") or entry["raw_dir"]
-    )
-    build_cohort(entry, raw, args.out or _cohort_dir(args), config["split"], config["seed"])
+    out = layout.cohort(args.dataset)
+    log.info("writing %s", ", ".join(out))
+    split = SplitSettings.from_config(config["split"])
+    build_cohort(entry, layout.raw_input(args.dataset, entry), out, split, config["seed"])
 
 
-def _cmd_train_classifier(args, config):
+def _cmd_train_classifier(args, config, layout):
     from tardiff.models.train_classifier import run_classifier_stage
 
+    cohort = layout.cohort(args.dataset)
     run_classifier_stage(
-        _cohort_dir(args),
-        args.task,
-        _stage_dir(args, "classifier"),
-        _settings(config, "seed", "device", "classifier"),
+        stays=cohort.stays,
+        timeseries=cohort.timeseries,
+        task=args.task,
+        out=layout.classifier(args.dataset, args.task),
+        settings=ClassifierSettings.from_config(config["classifier"]),
+        seed=config["seed"],
+        device=config["device"],
     )
 
 
-def _cmd_influence(args, config):
+def _cmd_influence(args, config, layout):
     from tardiff.guidance.influence import run_influence_stage
 
+    cohort = layout.cohort(args.dataset)
     run_influence_stage(
-        _cohort_dir(args),
-        args.task,
-        str(Path(_stage_dir(args, "classifier")) / "model.pt"),
-        _stage_dir(args, "influence"),
-        _settings(config, "seed", "device", "influence"),
+        stays=cohort.stays,
+        timeseries=cohort.timeseries,
+        classifier=layout.classifier(args.dataset, args.task).model,
+        task=args.task,
+        out=layout.influence(args.dataset, args.task),
+        settings=InfluenceSettings.from_config(config["influence"]),
+        device=config["device"],
     )
 
 
-def _cmd_train_diffusion(args, config):
+def _cmd_train_diffusion(args, config, layout):
     from tardiff.diffusion.train import run_diffusion_stage
 
+    cohort = layout.cohort(args.dataset)
     run_diffusion_stage(
-        _cohort_dir(args),
-        args.task,
-        _stage_dir(args, "diffusion"),
-        _settings(config, "seed", "device", "diffusion"),
+        stays=cohort.stays,
+        timeseries=cohort.timeseries,
+        task=args.task,
+        out=layout.diffusion(args.dataset, args.task),
+        settings=DiffusionSettings.from_config(config["diffusion"]),
+        seed=config["seed"],
+        device=config["device"],
     )
 
 
-def _cmd_generate(args, config):
+def _cmd_generate(args, config, layout):
     from tardiff.generate import run_generation_stage
 
+    cohort = layout.cohort(args.dataset)
     run_generation_stage(
-        _cohort_dir(args),
-        args.task,
-        args.method,
-        args.seed,
-        str(Path(_stage_dir(args, "diffusion")) / "model.pt"),
-        str(Path(_stage_dir(args, "classifier")) / "model.pt"),
-        str(Path(_stage_dir(args, "influence")) / "G.pt"),
-        str(Path(_stage_dir(args, "synthetic")) / args.method),
-        _settings(config, "device", "influence", "generation"),
+        stays=cohort.stays,
+        timeseries=cohort.timeseries,
+        diffusion=layout.diffusion(args.dataset, args.task).model,
+        classifier=layout.classifier(args.dataset, args.task).model,
+        influence=layout.influence(args.dataset, args.task).G,
+        task=args.task,
+        method=args.method,
+        seed=args.seed,
+        out=layout.synthetic(args.dataset, args.task, args.method, args.seed),
+        settings=GenerationSettings.from_config(config["generation"]),
+        device=config["device"],
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``tardiff`` command."""
+    from tardiff.generate import METHODS
+
     parser = argparse.ArgumentParser(prog="tardiff", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="config/config.yaml", help="workflow config YAML")
-    parser.add_argument("--results", default="results", help="results folder")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name, func, help_text, task=True):
@@ -117,19 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("validate-config", _cmd_validate, "validate the config and print its datasets", False)
-    add("demo", _cmd_demo, "write the embedded demo's raw tables", False).add_argument(
-        "--out", help="output folder (default: RESULTS/DATASET/raw)"
-    )
-    p = add("extract", _cmd_extract, "raw tables or YAIB folder -> Parquet cohort", False)
-    p.add_argument("--raw", help="raw tables folder (default: from the config)")
-    p.add_argument("--out", help="output folder (default: RESULTS/DATASET/cohort)")
+    add("demo", _cmd_demo, "write the embedded demo's raw tables", False)
+    add("extract", _cmd_extract, "raw tables or YAIB folder -> Parquet cohort", False)
     add("train-classifier", _cmd_train_classifier, "train the guidance classifier")
     add("influence", _cmd_influence, "compute the influence vector G")
     add("train-diffusion", _cmd_train_diffusion, "train the class-conditional diffusion model")
     p = add("generate", _cmd_generate, "generate synthetic samples")
-    p.add_argument(
-        "--method", required=True, choices=["conditional", "tardiff", "classifier_guidance"]
-    )
+    p.add_argument("--method", required=True, choices=sorted(METHODS))
     p.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -144,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
         if getattr(args, "dataset", None) and args.dataset not in config["datasets"]:
             raise ConfigError(f"config key 'datasets.{args.dataset}' does not exist")
-        args.func(args, config)
-    except (ConfigError, ValueError, FileNotFoundError, KeyError) as err:
+        args.func(args, config, Layout.from_config(config))
+    except (ConfigError, ValueError, FileNotFoundError, KeyError, MemoryError) as err:
         print(f"tardiff: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -21,10 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from tardiff.io import read_parquet
 
 SPLITS = ("train", "val", "test", "guide", "select")
+#: Resident memory of a stage process with torch and the package imported (MiB, measured).
+BASE_MB = 400
 _KEYS = ("stay_id", "step")
 
 
@@ -42,10 +45,8 @@ class Cohort:
         return self.x.shape[1]
 
 
-def load_cohort(cohort_dir: str | Path, task: str) -> Cohort:
-    """Read and check ``stays.parquet`` and ``timeseries.parquet``; rows follow ``stays`` order."""
-    cohort_dir = Path(cohort_dir)
-    stays_path, ts_path = cohort_dir / "stays.parquet", cohort_dir / "timeseries.parquet"
+def load_cohort(stays_path: str | Path, ts_path: str | Path, task: str) -> Cohort:
+    """Read and check the stays and timeseries tables; rows follow the ``stays`` order."""
     stays = read_parquet(stays_path)
     for col in ("stay_id", "subject_id", "split", "val_part", task):
         if col not in stays.columns:
@@ -163,14 +164,19 @@ class Prepared:
                 raise ValueError(f"task {self.task} has only one class in split {split}")
 
 
-def prepare(cohort_dir: str | Path, task: str, seed: int = 0) -> Prepared:
+def prepare_memory_mb(ts_path: str | Path) -> float:
+    """Estimated peak memory (MiB) of :func:`prepare` on a timeseries table, from its metadata:
+    the pandas frame and the float64 working copies of the transform, plus the interpreter."""
+    meta = pq.read_metadata(ts_path)
+    return BASE_MB + meta.num_rows * meta.num_columns * 8 * 6 / 2**20
+
+
+def prepare(stays_path: str | Path, ts_path: str | Path, task: str) -> Prepared:
     """Load a cohort and build normalised, imputed arrays for every split.
 
-    Deterministic: rows keep the ``stays.parquet`` order; ``seed`` is accepted so every stage
-    calls this with the same signature, and nothing here draws random numbers.
+    Deterministic: rows keep the ``stays`` order and nothing here draws random numbers.
     """
-    del seed
-    cohort = load_cohort(cohort_dir, task)
+    cohort = load_cohort(stays_path, ts_path, task)
     stays = cohort.stays
     selectors = {
         "train": stays["split"] == "train",
@@ -180,7 +186,7 @@ def prepare(cohort_dir: str | Path, task: str, seed: int = 0) -> Prepared:
         "select": (stays["split"] == "val") & (stays["val_part"] == "select"),
     }
     if not selectors["train"].any():
-        raise ValueError(f"{cohort_dir}: the train split is empty")
+        raise ValueError(f"{stays_path}: the train split is empty")
     transform = Transform.fit(cohort.x[selectors["train"].to_numpy()], cohort.features)
     out = Prepared(task, cohort.features, cohort.seq_len, transform)
     for split in SPLITS:

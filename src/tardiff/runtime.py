@@ -1,4 +1,8 @@
-"""Process-level helpers: device choice, seeding, logging, resource measurement."""
+"""Process-level helpers: device choice, threads, seeding, logging, progress, memory checks.
+
+Library functions log to ``logging.getLogger(__name__)`` and never configure logging; the
+Snakemake adapters and the ``tardiff`` command call :func:`setup_logging` once per process.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,21 @@ import random
 import resource
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+from tqdm.auto import tqdm
+
+T = TypeVar("T")
 
 
 def pick_device(preference: str = "auto"):
     """Return a torch device: CUDA when available and allowed (``auto``/``cuda``), else CPU."""
     import torch
 
-    if preference not in {"auto", "cpu", "cuda"}:
-        raise ValueError(f"config key 'device' must be auto, cpu or cuda, got {preference!r}")
     if preference == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("config key 'device' is 'cuda' but CUDA is not available")
     if preference != "cpu" and torch.cuda.is_available():
@@ -42,13 +48,20 @@ def peak_rss_mb() -> float:
     return kb / 1024.0
 
 
+def use_threads(threads: int | None) -> None:
+    """Let torch use ``threads`` CPU threads (the rule's ``threads``; None keeps torch's choice)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
 @dataclass
 class Stopwatch:
-    """Wall time and peak memory of a block; fill ``extra`` with anything worth reporting."""
+    """Wall time (``wall_s``) and peak memory of a block."""
 
-    seconds: float = 0.0
+    wall_s: float = 0.0
     peak_rss_mb: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 @contextmanager
@@ -59,12 +72,15 @@ def measured() -> Iterator[Stopwatch]:
     try:
         yield watch
     finally:
-        watch.seconds = time.perf_counter() - start
+        watch.wall_s = time.perf_counter() - start
         watch.peak_rss_mb = peak_rss_mb()
 
 
 def setup_logging(log_file: str | None = None, level: int = logging.INFO) -> logging.Logger:
-    """Log to stderr and, when given, to ``log_file`` (the rule's log)."""
+    """Log to stderr and, when given, to ``log_file`` (the rule's log). For entry points only.
+
+    With a log file, an uncaught exception is logged there too, so a failed job's log says why.
+    """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         handlers.append(logging.FileHandler(log_file, mode="w"))
@@ -74,4 +90,59 @@ def setup_logging(log_file: str | None = None, level: int = logging.INFO) -> log
         handlers=handlers,
         force=True,
     )
-    return logging.getLogger("tardiff")
+    log = logging.getLogger("tardiff")
+    if log_file:
+
+        def log_uncaught(kind, value, tb):
+            log.critical("failed: %s: %s", kind.__name__, value, exc_info=(kind, value, tb))
+
+        sys.excepthook = log_uncaught
+    return log
+
+
+def available_mem_mb() -> int:
+    """Memory available to new processes on this machine (MiB)."""
+    import psutil
+
+    return int(psutil.virtual_memory().available / 2**20)
+
+
+def check_memory(estimate_mb: float, limit_mb: float | None, what: str) -> None:
+    """Log a memory estimate; fail before allocating when it exceeds ``limit_mb`` (the rule's
+    ``mem_mb``; None = no limit), so a job that cannot fit says why instead of being killed."""
+    log = logging.getLogger(__name__)
+    if limit_mb is None:
+        log.info("%s: estimated peak memory %.0f MiB", what, estimate_mb)
+        return
+    log.info("%s: estimated peak memory %.0f MiB of %.0f MiB allowed", what, estimate_mb, limit_mb)
+    if estimate_mb > limit_mb:
+        raise MemoryError(
+            f"{what} needs an estimated {estimate_mb:.0f} MiB but the rule allows {limit_mb:.0f} "
+            "MiB (resources: mem_mb); raise it with --set-resources RULE:mem_mb=N or shrink the "
+            "inputs"
+        )
+
+
+def progress(
+    iterable: Iterable[T], total: int, desc: str, unit: str = "it", every_s: float = 30.0
+) -> Iterator[T]:
+    """Iterate with a tqdm bar on stderr and, every ``every_s`` seconds and at the end, a log line
+    with the count, rate, elapsed time and the estimated time left (the rule's log shows it)."""
+    log = logging.getLogger(__name__)
+    bar = tqdm(iterable, total=total, desc=desc, unit=unit, disable=None, mininterval=1.0)
+    start = last = time.perf_counter()
+    done = 0
+    for done, item in enumerate(bar, 1):
+        yield item
+        now = time.perf_counter()
+        if now - last >= every_s or done == total:
+            last = now
+            elapsed = now - start
+            rate = done / elapsed if elapsed > 0 else float("inf")
+            left = (total - done) / rate if rate > 0 else 0.0
+            log.info(
+                "%s: %d/%d %s (%.0f%%), %.2f %s/s, elapsed %s, left ~%s",
+                desc, done, total, unit, 100 * done / total, rate, unit,
+                tqdm.format_interval(elapsed), tqdm.format_interval(left),
+            )  # fmt: skip
+    bar.close()

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from tardiff.config import validate_config
+from tardiff.settings import SplitSettings
 
 MIMIC_COLUMNS = {
     "PATIENTS": "ROW_ID SUBJECT_ID GENDER DOB DOD DOD_HOSP DOD_SSN EXPIRE_FLAG",
@@ -287,4 +288,6 @@ def entry(source: str = "mimic3", **overrides) -> dict:
     return {**resolved, **overrides}
 
 
-SPLIT = validate_config({"datasets": {"d": {"source": "mimic3"}}})["split"]
+SPLIT = SplitSettings.from_config(
+    validate_config({"datasets": {"d": {"source": "mimic3"}}})["split"]
+)

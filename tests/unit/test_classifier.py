@@ -4,9 +4,9 @@ import torch
 from sklearn.metrics import average_precision_score
 from tiny_cohort import write_cohort
 
-from tardiff.config import validate_config
 from tardiff.data import prepare
 from tardiff.io import read_json, read_parquet, write_parquet
+from tardiff.layout import Layout
 from tardiff.models.classifier import build_classifier, rnn_path, unrolled_rnn
 from tardiff.models.train_classifier import (
     load_classifier,
@@ -14,14 +14,20 @@ from tardiff.models.train_classifier import (
     run_classifier_stage,
     train_classifier,
 )
+from tardiff.settings import ClassifierSettings
+
+SMALL = {"hidden": 8, "max_epochs": 6, "patience": 2, "batch_size": 16, "dropout": 0.0}
 
 
-def _config(**classifier):
-    cfg = {"hidden": 8, "max_epochs": 6, "patience": 2, "batch_size": 16, "dropout": 0.0}
-    cfg.update(classifier)
-    return validate_config(
-        {"datasets": {"d": {"source": "mimic3"}}, "device": "cpu", "classifier": cfg}
-    )
+@pytest.fixture(scope="module")
+def settings(tiny_config):
+    """Classifier settings of the tiny config with ``SMALL`` and the given keys changed."""
+
+    def make(**classifier):
+        config = tiny_config(classifier={**SMALL, **classifier})
+        return ClassifierSettings.from_config(config["classifier"])
+
+    return make
 
 
 @pytest.mark.parametrize("arch", ["gru", "tcn"])
@@ -89,15 +95,16 @@ def test_tcn_is_causal():
     assert not torch.allclose(h1[..., 6:], h2[..., 6:])
 
 
-def test_early_stopping_restores_best(tmp_path):
+def test_early_stopping_restores_best(tmp_path, settings):
     # no signal: the select AUPRC peaks early, so the restored state is not the last one
-    prep = prepare(write_cohort(tmp_path / "c", n=120, effect=0.0), "mortality")
-    cfg = _config(loss="weighted_bce", max_epochs=8, patience=2)["classifier"]
+    cohort = write_cohort(tmp_path / "c", n=120, effect=0.0)
+    prep = prepare(cohort.stays, cohort.timeseries, "mortality")
+    cfg = settings(loss="weighted_bce", max_epochs=8, patience=2)
     model, metrics = train_classifier(prep, cfg, torch.device("cpu"), seed=0)
     assert not model.training
     hist = metrics["history"]
     best = int(np.argmax([h["auprc"] for h in hist])) + 1
-    assert metrics["best_epoch"] == best < len(hist) == best + cfg["patience"]
+    assert metrics["best_epoch"] == best < len(hist) == best + cfg.patience
     auprc = average_precision_score(
         prep.y["select"], predict_logits(model, prep.x["select"], "cpu")
     )
@@ -107,27 +114,41 @@ def test_early_stopping_restores_best(tmp_path):
     assert metrics["pos_weight"] == (len(prep.y["train"]) - n_pos) / n_pos
 
 
-def test_one_class_error(tmp_path):
-    cohort = write_cohort(tmp_path / "c")
-    stays = read_parquet(cohort / "stays.parquet")
+def test_one_class_error(cohort, settings):
+    stays = read_parquet(cohort.stays)
     stays.loc[stays["split"] == "train", "mortality"] = 0
-    write_parquet(stays, cohort / "stays.parquet")
-    prep = prepare(cohort, "mortality")
+    write_parquet(stays, cohort.stays)
+    prep = prepare(cohort.stays, cohort.timeseries, "mortality")
     with pytest.raises(ValueError, match="task mortality has only one class in split train"):
-        train_classifier(prep, _config()["classifier"], "cpu", seed=0)
+        train_classifier(prep, settings(), "cpu", seed=0)
 
 
-def test_stage_writes_and_reloads(tmp_path):
-    cohort = write_cohort(tmp_path / "c")
-    config = _config(arch="tcn", max_epochs=2, loss="bce")
-    metrics = run_classifier_stage(cohort, "mortality", tmp_path / "out", config)
-    assert metrics["pos_weight"] is None
-    assert read_json(tmp_path / "out" / "metrics.json")["val_auprc"] == metrics["val_auprc"]
-    model, ckpt = load_classifier(tmp_path / "out" / "model.pt")
+def test_stage_writes_and_reloads(cohort, tmp_path, settings):
+    out = Layout(str(tmp_path / "results")).classifier("d", "mortality")
+    config = settings(arch="tcn", max_epochs=2, loss="bce")
+    metrics = run_classifier_stage(
+        stays=cohort.stays, timeseries=cohort.timeseries, task="mortality", out=out,
+        settings=config, seed=0, device="cpu",
+    )  # fmt: skip
+    assert metrics["pos_weight"] is None and metrics["task"] == "mortality"
+    assert metrics["wall_s"] > 0 and metrics["peak_rss_mb"] > 0
+    assert read_json(out.metrics)["val_auprc"] == metrics["val_auprc"]
+    model, ckpt = load_classifier(out.model)
     assert not model.training and ckpt["features"] == ["hr", "sbp", "spo2"]
-    prep = prepare(cohort, "mortality")
+    assert ckpt["config"] == config.to_dict() and ckpt["arch"]["arch"] == "tcn"
+    prep = prepare(cohort.stays, cohort.timeseries, "mortality")
     assert ckpt["transform"] == prep.transform.state_dict()
     auprc = average_precision_score(
         prep.y["select"], predict_logits(model, prep.x["select"], "cpu")
     )
     assert auprc == pytest.approx(metrics["val_auprc"])
+
+
+def test_stage_checks_memory_before_training(cohort, tmp_path, settings):
+    out = Layout(str(tmp_path / "results")).classifier("d", "mortality")
+    with pytest.raises(MemoryError, match="classifier needs an estimated"):
+        run_classifier_stage(
+            stays=cohort.stays, timeseries=cohort.timeseries, task="mortality", out=out,
+            settings=settings(), seed=0, device="cpu", mem_mb=1,
+        )  # fmt: skip
+    assert not (tmp_path / "results").exists()

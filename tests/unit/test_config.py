@@ -1,19 +1,31 @@
-"""Config schema: defaults, per-source resolution, and errors that name the key."""
+"""Config schema: defaults, per-source resolution, errors that name the key, and agreement of
+the schema with the typed settings and the code's dispatch tables."""
 
 import copy
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
-from tardiff.config import ConfigError, load_config, n_steps, uses_demo, validate_config
+from tardiff.config import ConfigError, load_config, n_steps, schema, uses_demo, validate_config
+from tardiff.diffusion.samplers import STEPPERS
+from tardiff.diffusion.schedule import BETAS, PREDICTIONS
+from tardiff.generate import METHODS
+from tardiff.guidance.influence import select_source
+from tardiff.guidance.terms import TERMS
+from tardiff.layout import Layout
+from tardiff.models.classifier import ARCHS
+from tardiff.settings import SECTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "config").glob("*.yaml")) + sorted((ROOT / "config/examples").glob("*"))
+SHIPPED = [p for p in CONFIGS if p.name != "schema.yaml"]
 MINIMAL = {"datasets": {"d": {"source": "mimic3"}}}
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p.name != "schema.yaml"], ids=str)
+@pytest.mark.parametrize("path", SHIPPED, ids=str)
 def test_shipped_configs_are_valid(path):
     config = load_config(path)
     assert config["datasets"]
@@ -29,6 +41,7 @@ def test_defaults_filled_per_source():
     assert e["tasks"]["icu_stay"]["threshold_days"] == 3
     assert uses_demo(m) and config["split"]["train"] == 0.8
     assert config["diffusion"]["timesteps"] == 1000 and config["seed"] == 3
+    assert config["results_dir"] == "results"
 
 
 def test_real_data_entry_is_not_demo():
@@ -47,6 +60,8 @@ def test_real_data_entry_is_not_demo():
         ({"unknown_section": {}}, "<top level>"),
         ({"datasets": {"d": {"source": "yaib", "tasks": {"m": {}}}}}, "datasets.d"),
         ({"datasets": {"bad name": {"source": "eicu"}}}, "datasets"),
+        ({"influence": {"batch_size": 3}}, "influence"),
+        ({"results_dir": ""}, "results_dir"),
     ],
 )
 def test_invalid_config_names_the_key(patch, key):
@@ -89,3 +104,58 @@ def test_workflow_schema_is_the_package_schema():
     assert (ROOT / "config/schema.yaml").resolve() == (
         ROOT / "src/tardiff/config_schema.yaml"
     ).resolve()
+
+
+@pytest.mark.parametrize(
+    "typo", [{"resolution_minute": 60}, {"featurs": ["hr"]}], ids=lambda t: next(iter(t))
+)
+def test_typo_in_dataset_entry_names_key_and_dataset(typo):
+    key = next(iter(typo))
+    config = {"datasets": {"good": {"source": "eicu"}, "icu_a": {"source": "mimic3", **typo}}}
+    with pytest.raises(ConfigError, match=rf"config key 'datasets\.icu_a'.*'{key}'"):
+        validate_config(config)
+
+
+def test_results_dir_of_test_config():
+    config = load_config(ROOT / "config/test.yaml")
+    assert config["results_dir"] == "results-test"
+    assert Layout.from_config(config).root == "results-test"
+    assert Layout.from_config({"results_dir": "out/run1/"}).root == "out/run1"
+
+
+@pytest.mark.parametrize("section", sorted(SECTIONS))
+def test_settings_fields_are_the_schema_keys(section):
+    fields = [f.name for f in dataclasses.fields(SECTIONS[section])]
+    assert fields == list(schema()["properties"][section]["properties"])
+
+
+def test_schema_enums_match_dispatch_tables():
+    props = schema()["properties"]
+
+    def enum(section, key):
+        return set(props[section]["properties"][key]["enum"])
+
+    assert enum("classifier", "arch") == set(ARCHS)
+    assert enum("diffusion", "schedule") == set(BETAS)
+    assert enum("diffusion", "prediction") == set(PREDICTIONS)
+    assert enum("generation", "jacobian") == set(TERMS)
+    assert enum("generation", "sampler") == set(STEPPERS)
+    assert set(props["generation"]["properties"]["methods"]["items"]["enum"]) == set(METHODS)
+    sources = enum("influence", "source")
+    assert sources == {"all", "minority", "majority"}
+    y = np.array([0, 1, 1, 0, 0])
+    for source in sources:
+        assert select_source(y, source, minority=1).dtype == bool
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=str)
+def test_settings_round_trip(path):
+    config = load_config(path)
+    for name, cls in SECTIONS.items():
+        settings = cls.from_config(config[name])
+        assert settings.to_dict() == config[name]
+        assert cls.from_config(settings.to_dict()) == settings
+        hash(settings)  # frozen, with tuples instead of lists
+        field = dataclasses.fields(settings)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(settings, field, None)

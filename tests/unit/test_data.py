@@ -1,15 +1,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-from tiny_cohort import FEATURES, write_cohort
+from tiny_cohort import FEATURES
 
 from tardiff.data import Transform, load_cohort, prepare, to_timeseries_frame
 from tardiff.io import read_parquet, write_parquet
-
-
-@pytest.fixture()
-def cohort(tmp_path):
-    return write_cohort(tmp_path / "cohort")
 
 
 def test_transform_imputes_and_inverts_exactly():
@@ -27,9 +22,9 @@ def test_transform_imputes_and_inverts_exactly():
 
 
 def test_prepare_fits_on_train_only_and_aligns_rows(cohort):
-    prep = prepare(cohort, "mortality")
-    stays = read_parquet(cohort / "stays.parquet")
-    ts = read_parquet(cohort / "timeseries.parquet")
+    prep = prepare(cohort.stays, cohort.timeseries, "mortality")
+    stays = read_parquet(cohort.stays)
+    ts = read_parquet(cohort.timeseries)
     train_ids = stays.loc[stays["split"] == "train", "stay_id"]
     train_vals = ts[ts["stay_id"].isin(train_ids)][FEATURES].to_numpy(np.float64)
     np.testing.assert_allclose(prep.transform.mean, np.nanmean(train_vals, 0))
@@ -51,36 +46,36 @@ def test_prepare_fits_on_train_only_and_aligns_rows(cohort):
 
     # changing val/test values must not change the fit
     ts.loc[~ts["stay_id"].isin(train_ids), FEATURES] = 1e4
-    write_parquet(ts, cohort / "timeseries.parquet")
-    assert prepare(cohort, "mortality").transform == prep.transform
+    write_parquet(ts, cohort.timeseries)
+    assert prepare(cohort.stays, cohort.timeseries, "mortality").transform == prep.transform
 
 
 def test_stays_order_is_followed(cohort):
-    stays = read_parquet(cohort / "stays.parquet")
-    write_parquet(stays.iloc[::-1], cohort / "stays.parquet")
-    c = load_cohort(cohort, "mortality")
-    ts = read_parquet(cohort / "timeseries.parquet")
+    stays = read_parquet(cohort.stays)
+    write_parquet(stays.iloc[::-1], cohort.stays)
+    c = load_cohort(cohort.stays, cohort.timeseries, "mortality")
+    ts = read_parquet(cohort.timeseries)
     first = ts[ts["stay_id"] == c.stays["stay_id"].iloc[0]][FEATURES].to_numpy()
     np.testing.assert_array_equal(c.x[0], first)
 
 
 def test_load_errors_name_file_column_task(cohort):
     with pytest.raises(ValueError, match=r"stays.parquet: missing task column 'icu_stay'"):
-        load_cohort(cohort, "icu_stay")
-    ts = read_parquet(cohort / "timeseries.parquet")
-    write_parquet(ts.iloc[::-1], cohort / "timeseries.parquet")
+        load_cohort(cohort.stays, cohort.timeseries, "icu_stay")
+    ts = read_parquet(cohort.timeseries)
+    write_parquet(ts.iloc[::-1], cohort.timeseries)
     with pytest.raises(ValueError, match=r"timeseries.parquet: rows must be sorted"):
-        load_cohort(cohort, "mortality")
-    write_parquet(ts.iloc[1:], cohort / "timeseries.parquet")
+        load_cohort(cohort.stays, cohort.timeseries, "mortality")
+    write_parquet(ts.iloc[1:], cohort.timeseries)
     with pytest.raises(ValueError, match=r"same number of steps"):
-        load_cohort(cohort, "mortality")
+        load_cohort(cohort.stays, cohort.timeseries, "mortality")
 
 
 def test_one_class_error(cohort):
-    stays = read_parquet(cohort / "stays.parquet")
+    stays = read_parquet(cohort.stays)
     stays.loc[stays["split"] == "test", "mortality"] = 0
-    write_parquet(stays, cohort / "stays.parquet")
-    prep = prepare(cohort, "mortality")
+    write_parquet(stays, cohort.stays)
+    prep = prepare(cohort.stays, cohort.timeseries, "mortality")
     prep.require_both_classes(("train", "select"))
     with pytest.raises(ValueError, match="task mortality has only one class in split test"):
         prep.require_both_classes(("train", "test"))

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from tardiff.config import ConfigError
 from tardiff.diffusion import train as train_mod
 from tardiff.diffusion.samplers import (
+    SAMPLERS,
+    STEPPERS,
     ddim_mean_std,
     ddpm_mean_std,
     generate,
@@ -22,7 +28,9 @@ from tardiff.diffusion.train import (
     save_diffusion,
     train_diffusion,
 )
+from tardiff.layout import DiffusionFiles, Layout
 from tardiff.models.denoiser import Denoiser
+from tardiff.settings import DiffusionSettings
 
 TINY = {
     "base_channels": 8,
@@ -69,9 +77,27 @@ def _one_thread():
 
 
 @pytest.fixture(scope="module")
-def trained():
+def settings(tiny_config):
+    """``settings(**changes)``: the tiny config's diffusion section with ``TINY`` and ``changes``
+    merged in, validated, as :class:`DiffusionSettings`."""
+
+    def make(**changes):
+        return DiffusionSettings.from_config(
+            tiny_config(diffusion={**TINY, **changes})["diffusion"]
+        )
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def tiny(settings):
+    return settings()
+
+
+@pytest.fixture(scope="module")
+def trained(tiny):
     x, y = toy_data()
-    model, history = train_diffusion(x, y, TINY, "cpu", seed=0)
+    model, history = train_diffusion(x, y, tiny, "cpu", seed=0)
     return model, history
 
 
@@ -79,8 +105,8 @@ def trained():
 
 
 @pytest.mark.parametrize("kind", ["cosine", "linear"])
-def test_schedule_monotone_and_endpoints(kind):
-    sch = NoiseSchedule.from_config({"schedule": kind, "timesteps": 1000, "prediction": "eps"})
+def test_schedule_monotone_and_endpoints(kind, settings):
+    sch = NoiseSchedule.from_settings(settings(schedule=kind, timesteps=1000, prediction="eps"))
     ab = sch.alphas_cumprod
     assert ab.dtype == torch.float64 and sch.timesteps == 1000
     assert bool((ab[1:] < ab[:-1]).all())
@@ -122,11 +148,12 @@ def test_output_conversions_invert(prediction):
     np.testing.assert_allclose(sch.eps_from_x0(xt, t, x0), noise, atol=1e-9)
 
 
-def test_bad_schedule_arguments():
+def test_bad_schedule_arguments(settings):
     with pytest.raises(ValueError, match="prediction"):
         NoiseSchedule(cosine_betas(10), "x0")
-    with pytest.raises(ValueError, match="schedule"):
-        NoiseSchedule.from_config({"schedule": "sigmoid", "timesteps": 10, "prediction": "eps"})
+    # schedule names are checked once, by the config schema
+    with pytest.raises(ConfigError, match="config key 'diffusion.schedule'"):
+        settings(schedule="sigmoid")
 
 
 # ----------------------------------------------------------------------------- denoiser
@@ -161,17 +188,17 @@ def test_denoiser_label_and_null_handling():
 # ----------------------------------------------------------------------------- training
 
 
-def test_training_loss_decreases(trained):
+def test_training_loss_decreases(trained, tiny):
     model, history = trained
     losses = [loss for _, loss in history]
-    assert [s for s, _ in history] == list(range(1, TINY["train_steps"] + 1))
+    assert [s for s, _ in history] == list(range(1, tiny.train_steps + 1))
     assert np.mean(losses[-15:]) < 0.7 * np.mean(losses[:5])
     assert not model.training and not any(p.requires_grad for p in model.parameters())
 
 
-def test_training_is_deterministic(trained):
+def test_training_is_deterministic(settings):
     x, y = toy_data()
-    cfg = {**TINY, "train_steps": 10, "prediction": "v"}
+    cfg = settings(train_steps=10, prediction="v")
     m1, h1 = train_diffusion(x, y, cfg, "cpu", seed=3)
     m2, h2 = train_diffusion(x, y, cfg, "cpu", seed=3)
     m3, h3 = train_diffusion(x, y, cfg, "cpu", seed=4)
@@ -180,21 +207,23 @@ def test_training_is_deterministic(trained):
         assert torch.equal(a, b)
 
 
-def test_training_rejects_bad_input():
+def test_training_rejects_bad_input(settings, tiny):
     x, y = toy_data(n=8)
-    with pytest.raises(ValueError, match="unknown diffusion config"):
-        train_diffusion(x, y, {"typo": 1}, "cpu", seed=0)
+    # unknown diffusion keys are rejected by the config schema, naming the key
+    with pytest.raises(ConfigError, match=r"config key 'diffusion'.*'typo'"):
+        settings(typo=1)
     x[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        train_diffusion(x, y, TINY, "cpu", seed=0)
+        train_diffusion(x, y, tiny, "cpu", seed=0)
 
 
-def test_save_load_round_trip(trained, tmp_path):
+def test_save_load_round_trip(trained, tiny, tmp_path):
     model, _ = trained
     extra = {"transform": {"mean": [1.0, 2.0]}, "task": "mortality"}
-    save_diffusion(tmp_path / "model.pt", model, TINY, extra)
+    save_diffusion(tmp_path / "model.pt", model, tiny, extra)
     loaded, schedule, ckpt = load_diffusion(tmp_path / "model.pt", "cpu")
-    assert ckpt["extra"] == extra and ckpt["config"]["timesteps"] == TINY["timesteps"]
+    assert ckpt["extra"] == extra and ckpt["config"] == tiny.to_dict()
+    assert DiffusionSettings.from_config(ckpt["config"]) == tiny
     assert schedule.timesteps == TINY["timesteps"] and schedule.prediction == "eps"
     x = torch.randn(3, 8, 2)
     t, y = torch.tensor([0, 20, 49]), torch.tensor([0, 1, 2])
@@ -202,7 +231,7 @@ def test_save_load_round_trip(trained, tmp_path):
         assert torch.equal(model(x, t, y), loaded(x, t, y))
 
 
-def test_run_diffusion_stage(monkeypatch, tmp_path):
+def test_run_diffusion_stage(monkeypatch, tmp_path, tiny_config):
     x, y = toy_data(n=40)
 
     class FakeTransform:
@@ -215,19 +244,36 @@ def test_run_diffusion_stage(monkeypatch, tmp_path):
 
     prepared = FakePrepared()
     prepared.x, prepared.y = {"train": x}, {"train": y}
-    calls = []
+    calls, estimates = [], []
     monkeypatch.setattr(train_mod, "prepare", lambda *a, **k: calls.append((a, k)) or prepared)
-    config = {"seed": 1, "device": "cpu", "diffusion": {**TINY, "train_steps": 6}}
-    run_diffusion_stage("cohort", "mortality", str(tmp_path / "out"), config)
-    assert calls == [(("cohort", "mortality"), {"seed": 1})]
-    loss = pd.read_csv(tmp_path / "out" / "loss.csv")
+    monkeypatch.setattr(train_mod, "prepare_memory_mb", lambda ts: estimates.append(ts) or 500)
+    config = tiny_config(seed=1, diffusion={**TINY, "train_steps": 6})
+    settings = DiffusionSettings.from_config(config["diffusion"])
+    out = Layout(str(tmp_path / "results")).diffusion("d", "mortality")
+    assert isinstance(out, DiffusionFiles)
+    stage = {
+        "stays": "s.parquet", "timeseries": "ts.parquet", "task": "mortality", "out": out,
+        "settings": settings, "seed": config["seed"], "device": config["device"],
+    }  # fmt: skip
+    with pytest.raises(MemoryError, match="diffusion training needs an estimated 500 MiB"):
+        run_diffusion_stage(**stage, mem_mb=499)
+    assert calls == [] and not (tmp_path / "results").exists()
+    run_diffusion_stage(**stage, mem_mb=500)
+    assert calls == [(("s.parquet", "ts.parquet", "mortality"), {})]
+    assert estimates == ["ts.parquet", "ts.parquet"]
+    loss = pd.read_csv(out.loss)
     assert list(loss.columns) == ["step", "loss"] and len(loss) == 6
-    assert (tmp_path / "out" / "loss.png").stat().st_size > 0
-    model, _, ckpt = load_diffusion(tmp_path / "out" / "model.pt")
+    assert Path(out.plot).stat().st_size > 0
+    model, _, ckpt = load_diffusion(out.model)
     assert ckpt["extra"]["transform"] == FakeTransform().state_dict()
     assert ckpt["extra"]["features"] == ["hr", "rr"] and ckpt["extra"]["seq_len"] == 8
     assert ckpt["extra"]["wall_s"] > 0 and ckpt["extra"]["peak_rss_mb"] > 0
+    assert ckpt["config"] == settings.to_dict()
     assert model.n_classes == 2
+    # the seed reaches training: the stage's model is the one train_diffusion gives for seed 1
+    direct, _ = train_diffusion(x, y, settings, "cpu", seed=1)
+    for a, b in zip(direct.state_dict().values(), model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
 
 
 # ----------------------------------------------------------------------------- samplers
@@ -256,6 +302,67 @@ def test_ddim_eta1_full_grid_equals_ddpm_step():
     # eta = 0 is deterministic and lands exactly on x0 at the clean end
     mean, sd = ddim_mean_std(sch, x_t, x0, 5, -1, eta=0.0)
     assert sd == 0 and torch.allclose(mean, x0)
+
+
+def test_steppers_cover_samplers_and_match_closed_form():
+    assert tuple(STEPPERS) == SAMPLERS == ("ddpm", "ddim", "dpm_solver++")
+    sch = NoiseSchedule(cosine_betas(20))
+    ab, beta = sch.alphas_cumprod.tolist() + [1.0], sch.betas.tolist()  # ab[-1] = 1: clean end
+    lam = lambda a: 0.5 * math.log(a / (1 - a))  # noqa: E731  half log-SNR
+    x_t = torch.tensor([[[0.5, -1.0], [2.0, 0.25]]], dtype=torch.float64)
+    x0s = [torch.tensor([[[0.1, 0.3], [-0.7, 1.2]]], dtype=torch.float64) * k for k in (1, -2, 3)]
+    close = lambda a, b: torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)  # noqa: E731
+
+    ddpm = STEPPERS["ddpm"](sch)
+    assert ddpm.grid(3) == list(range(19, -1, -1)) and ddpm.new_state() is None
+    for t in (0, 7, 19):  # x_{t-1} = c1 x0 + c2 x_t + sqrt(beta~) z
+        c1 = math.sqrt(ab[t - 1]) * beta[t] / (1 - ab[t])
+        c2 = math.sqrt(1 - beta[t]) * (1 - ab[t - 1]) / (1 - ab[t])
+        mean, sd = ddpm.step(x_t, x0s[0], t, t - 1, None)
+        close(mean, c1 * x0s[0] + c2 * x_t)
+        want_sd = math.sqrt(beta[t] * (1 - ab[t - 1]) / (1 - ab[t]))
+        assert sd == ddpm.noise_sd(t, t - 1) == pytest.approx(want_sd, rel=1e-12, abs=1e-15)
+
+    ddim = STEPPERS["ddim"](sch, eta=0.6)
+    assert ddim.grid(4) == timestep_grid(20, 4)
+    for t, s in ((12, 5), (3, -1)):  # x_s = sqrt(ab_s) x0 + sqrt(1 - ab_s - sigma^2) eps
+        sigma = 0.6 * math.sqrt((1 - ab[s]) / (1 - ab[t]) * (1 - ab[t] / ab[s]))
+        eps = (x_t - math.sqrt(ab[t]) * x0s[0]) / math.sqrt(1 - ab[t])
+        mean, sd = ddim.step(x_t, x0s[0], t, s, None)
+        close(mean, math.sqrt(ab[s]) * x0s[0] + math.sqrt(1 - ab[s] - sigma**2) * eps)
+        assert sd == ddim.noise_sd(t, s) == pytest.approx(sigma, rel=1e-12, abs=1e-15)
+
+    dpm = STEPPERS["dpm_solver++"](sch)
+    state = dpm.new_state()
+
+    def dpm_formula(x, t, s, d):  # x_s = sqrt((1 - ab_s) / (1 - ab_t)) x - sqrt(ab_s) expm1(-h) d
+        h = lam(ab[s]) - lam(ab[t])
+        return math.sqrt((1 - ab[s]) / (1 - ab[t])) * x - math.sqrt(ab[s]) * math.expm1(-h) * d
+
+    x1, sd = dpm.step(x_t, x0s[0], 15, 9, state)  # first order: d = x0_hat
+    close(x1, dpm_formula(x_t, 15, 9, x0s[0]))
+    assert sd == dpm.noise_sd(15, 9) == 0
+    # second order: d = (1 + 1/(2r)) x0_cur - 1/(2r) x0_prev with r = h_prev / h
+    r = (lam(ab[9]) - lam(ab[15])) / (lam(ab[3]) - lam(ab[9]))
+    x2, sd = dpm.step(x1, x0s[1], 9, 3, state)
+    close(x2, dpm_formula(x1, 9, 3, (1 + 1 / (2 * r)) * x0s[1] - 1 / (2 * r) * x0s[0]))
+    # into the clean end: x0_hat itself
+    x3, sd = dpm.step(x2, x0s[2], 3, -1, state)
+    assert torch.equal(x3, x0s[2]) and sd == 0
+    # a fresh state starts first order again (the history is per run, not shared)
+    close(dpm.step(x_t, x0s[0], 15, 9, dpm.new_state())[0], x1)
+
+
+def test_sampler_runs_are_independent_and_names_checked():
+    sch = NoiseSchedule(cosine_betas(50))
+    oracle, y = GaussianOracle(sch), torch.tensor([0, 1, 1])
+    runs = [
+        sample(oracle, sch, y, 4, 2, "dpm_solver++", 5, generator=torch.Generator().manual_seed(2))
+        for _ in range(2)
+    ]
+    assert torch.equal(*runs)
+    with pytest.raises(ValueError, match=r"one of \('ddpm', 'ddim', 'dpm_solver\+\+'\)"):
+        sample(oracle, sch, y, 4, 2, sampler="DDIM")
 
 
 def _exact_output(sch: NoiseSchedule, grid: list[int], eta: float, mu: float, sd: float):
@@ -365,9 +472,9 @@ def test_classifier_free_guidance_and_clipping():
     assert float(clipped.abs().max()) <= 0.5 + 1e-6
 
 
-def test_generate_determinism_and_label_order(trained):
+def test_generate_determinism_and_label_order(trained, tiny):
     model, _ = trained
-    sch = NoiseSchedule.from_config(train_mod.diffusion_settings(TINY))
+    sch = NoiseSchedule.from_settings(tiny)
     labels = np.array([1, 0, 0, 1, 1, 0, 1])
     a, diag = generate(model, sch, labels, 8, 2, batch_size=3, steps=5, seed=11, progress=False)
     b, _ = generate(model, sch, labels, 8, 2, batch_size=3, steps=5, seed=11, progress=False)

@@ -7,6 +7,7 @@ import pytest
 from extract_raw import SPLIT, entry, mimic_basic
 
 from tardiff.extract import build_cohort, cleaning
+from tardiff.layout import CohortFiles
 
 STAY = 200002  # a stay of mimic_basic() whose HR is charted at minute 30 (step 0)
 
@@ -85,10 +86,9 @@ def extract_one(
     m = mimic_basic()
     add(m)
     m.write(tmp_path / "raw")
-    build_cohort(
-        entry(features=list(features), **overrides), tmp_path / "raw", tmp_path / "out", SPLIT, 0
-    )
-    ts = pd.read_parquet(tmp_path / "out" / "timeseries.parquet")
+    out = CohortFiles.in_dir(tmp_path / "out")
+    build_cohort(entry(features=list(features), **overrides), tmp_path / "raw", out, SPLIT, 0)
+    ts = pd.read_parquet(out.timeseries)
     return ts[ts.stay_id == STAY].set_index("step")
 
 

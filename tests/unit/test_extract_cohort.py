@@ -2,6 +2,7 @@
 
 import gzip
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ from extract_raw import SPLIT, entry, mimic_basic
 from tardiff.extract import ExtractError, MissingTableError, build_cohort
 from tardiff.extract.cohort import assign_splits
 from tardiff.extract.tables import find_table
+from tardiff.layout import CohortFiles
 
 
 def synthetic_stays(n_subjects=2000, seed=0):
@@ -52,8 +54,10 @@ def test_split_is_seeded():
 
 def test_summary_contents(tmp_path):
     mimic_basic().write(tmp_path / "raw")
-    build_cohort(entry(), tmp_path / "raw", tmp_path / "out", SPLIT, 0)
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    out = CohortFiles.in_dir(tmp_path / "out")
+    returned = build_cohort(entry(), tmp_path / "raw", out, SPLIT, 0)
+    summary = json.loads(Path(out.summary).read_text())
+    assert summary == returned
     assert summary["n_stays"] == 20
     assert set(summary["prevalence"]["mortality"]) == {"all", "train", "val", "test"}
     assert summary["prevalence"]["mortality"]["all"] == 0.5
@@ -64,7 +68,7 @@ def test_summary_contents(tmp_path):
         "ICUSTAYS": 20,
         "CHARTEVENTS": 20,
     }
-    assert {"wall_seconds", "peak_rss_mb", "exclusions"} <= set(summary)
+    assert {"wall_s", "peak_rss_mb", "exclusions"} <= set(summary)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "stays.parquet",
         "summary.json",
@@ -119,7 +123,7 @@ def test_bad_raw_files(tmp_path, breaker):
     raw = mimic_basic().write(tmp_path / "raw")
     error, message = breaker(raw)
     with pytest.raises(error, match=message):
-        build_cohort(entry(), raw, tmp_path / "out", SPLIT, 0)
+        build_cohort(entry(), raw, CohortFiles.in_dir(tmp_path / "out"), SPLIT, 0)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
@@ -136,10 +140,11 @@ def test_bad_raw_files(tmp_path, breaker):
 def test_bad_config_and_cohort(tmp_path, overrides, message):
     raw = mimic_basic().write(tmp_path / "raw")
     with pytest.raises(ExtractError, match=message):
-        build_cohort(entry(**overrides), raw, tmp_path / "out", SPLIT, 0)
+        build_cohort(entry(**overrides), raw, CohortFiles.in_dir(tmp_path / "out"), SPLIT, 0)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_eicu_unknown_source_feature(tmp_path):
     with pytest.raises(ExtractError, match="feature 'gcs' has no eICU source"):
-        build_cohort(entry("eicu", features=["hr", "gcs"]), tmp_path, tmp_path / "out", SPLIT, 0)
+        out = CohortFiles.in_dir(tmp_path / "out")
+        build_cohort(entry("eicu", features=["hr", "gcs"]), tmp_path, out, SPLIT, 0)

@@ -6,13 +6,15 @@ import pytest
 from extract_raw import SPLIT, eicu_basic, entry
 
 from tardiff.extract import ExtractError, build_cohort
+from tardiff.layout import CohortFiles
 
 
 def run(tmp_path, e, **overrides):
     e.write(tmp_path / "raw")
-    summary = build_cohort(entry("eicu", **overrides), tmp_path / "raw", tmp_path / "out", SPLIT, 0)
-    stays = pd.read_parquet(tmp_path / "out" / "stays.parquet").set_index("stay_id")
-    ts = pd.read_parquet(tmp_path / "out" / "timeseries.parquet")
+    out = CohortFiles.in_dir(tmp_path / "out")
+    summary = build_cohort(entry("eicu", **overrides), tmp_path / "raw", out, SPLIT, 0)
+    stays = pd.read_parquet(out.stays).set_index("stay_id")
+    ts = pd.read_parquet(out.timeseries)
     return summary, stays, ts
 
 

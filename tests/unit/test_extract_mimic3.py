@@ -1,6 +1,7 @@
 """MIMIC-III extraction: cohort, labels, grid, stay recovery, file conventions."""
 
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,13 +9,15 @@ import pytest
 from extract_raw import SPLIT, T0, entry, mimic_basic
 
 from tardiff.extract import build_cohort
+from tardiff.layout import CohortFiles
 
 
 def run(tmp_path, m, **overrides):
     m.write(tmp_path / "raw")
-    summary = build_cohort(entry(**overrides), tmp_path / "raw", tmp_path / "out", SPLIT, 0)
-    stays = pd.read_parquet(tmp_path / "out" / "stays.parquet").set_index("stay_id")
-    ts = pd.read_parquet(tmp_path / "out" / "timeseries.parquet")
+    out = CohortFiles.in_dir(tmp_path / "out")
+    summary = build_cohort(entry(**overrides), tmp_path / "raw", out, SPLIT, 0)
+    stays = pd.read_parquet(out.stays).set_index("stay_id")
+    ts = pd.read_parquet(out.timeseries)
     return summary, stays, ts
 
 
@@ -90,9 +93,10 @@ def test_lowercase_headers_and_plain_csv(tmp_path):
     m = mimic_basic()
     m.write(tmp_path / "raw", gz=False, lower=True)
     assert (tmp_path / "raw" / "chartevents.csv").exists()
-    summary = build_cohort(entry(), tmp_path / "raw", tmp_path / "out", SPLIT, 0)
+    out = CohortFiles.in_dir(tmp_path / "out")
+    summary = build_cohort(entry(), tmp_path / "raw", out, SPLIT, 0)
     assert summary["n_stays"] == 20
-    ts = pd.read_parquet(tmp_path / "out" / "timeseries.parquet")
+    ts = pd.read_parquet(out.timeseries)
     assert ts[ts.stay_id == 200001].set_index("step")["hr"][0] == 70
 
 
@@ -109,8 +113,7 @@ def test_same_seed_gives_identical_bytes(tmp_path):
     m.write(tmp_path / "raw")
     outputs = []
     for name in ("a", "b"):
-        build_cohort(entry(), tmp_path / "raw", tmp_path / name, SPLIT, 7)
-        outputs.append(
-            [(tmp_path / name / f).read_bytes() for f in ("stays.parquet", "timeseries.parquet")]
-        )
+        out = CohortFiles.in_dir(tmp_path / name)
+        build_cohort(entry(), tmp_path / "raw", out, SPLIT, 7)
+        outputs.append([Path(f).read_bytes() for f in (out.stays, out.timeseries)])
     assert outputs[0] == outputs[1]

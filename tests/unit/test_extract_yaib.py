@@ -6,6 +6,7 @@ import pytest
 from extract_raw import SPLIT, entry
 
 from tardiff.extract import ExtractError, MissingTableError, build_cohort
+from tardiff.layout import CohortFiles
 
 
 def write_yaib(folder, n=30, timedelta=True, label_values=None):
@@ -41,9 +42,10 @@ def write_yaib(folder, n=30, timedelta=True, label_values=None):
 @pytest.mark.parametrize("timedelta", [True, False])
 def test_yaib_grid_and_labels(tmp_path, timedelta):
     folder = write_yaib(tmp_path / "cohort", timedelta=timedelta)
-    summary = build_cohort(entry("yaib"), folder, tmp_path / "out", SPLIT, 0)
-    stays = pd.read_parquet(tmp_path / "out" / "stays.parquet")
-    ts = pd.read_parquet(tmp_path / "out" / "timeseries.parquet")
+    out = CohortFiles.in_dir(tmp_path / "out")
+    summary = build_cohort(entry("yaib"), folder, out, SPLIT, 0)
+    stays = pd.read_parquet(out.stays)
+    ts = pd.read_parquet(out.timeseries)
     assert list(stays.columns) == [
         "stay_id",
         "subject_id",
@@ -64,15 +66,16 @@ def test_yaib_grid_and_labels(tmp_path, timedelta):
 
 def test_yaib_unknown_feature_and_bad_label(tmp_path):
     folder = write_yaib(tmp_path / "cohort")
+    out = CohortFiles.in_dir(tmp_path / "out")
     with pytest.raises(
         ExtractError,
         match="unknown feature 'glucose'.*dyn.parquet|dyn.parquet.*unknown feature 'glucose'",
     ):
-        build_cohort(entry("yaib", features=["hr", "glucose"]), folder, tmp_path / "out", SPLIT, 0)
+        build_cohort(entry("yaib", features=["hr", "glucose"]), folder, out, SPLIT, 0)
     folder = write_yaib(tmp_path / "bad", label_values=np.full(30, 2))
     with pytest.raises(ExtractError, match="label.*mortality24.*0/1"):
-        build_cohort(entry("yaib"), folder, tmp_path / "out", SPLIT, 0)
+        build_cohort(entry("yaib"), folder, out, SPLIT, 0)
     (folder / "sta.parquet").unlink()
     with pytest.raises(MissingTableError, match="sta.parquet"):
-        build_cohort(entry("yaib"), folder, tmp_path / "out", SPLIT, 0)
+        build_cohort(entry("yaib"), folder, out, SPLIT, 0)
     assert not any((tmp_path / "out").iterdir())

@@ -1,47 +1,67 @@
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from tiny_cohort import FEATURES, write_cohort
 
-from tardiff.config import validate_config
 from tardiff.data import prepare
 from tardiff.diffusion.train import run_diffusion_stage
 from tardiff.generate import run_generation_stage, sample_labels
 from tardiff.guidance.influence import run_influence_stage
 from tardiff.io import load_checkpoint, read_parquet, save_checkpoint
+from tardiff.layout import Layout
 from tardiff.models.train_classifier import run_classifier_stage
+from tardiff.settings import (
+    ClassifierSettings,
+    DiffusionSettings,
+    GenerationSettings,
+    InfluenceSettings,
+)
+
+TASK = "mortality"
 
 
 @pytest.fixture(scope="module")
-def stages(tmp_path_factory):
+def stages(tmp_path_factory, tiny_config):
+    """Classifier, influence vector and diffusion model trained once on a tiny cohort."""
     root = tmp_path_factory.mktemp("gen")
     cohort = write_cohort(root / "cohort", n=48, seq_len=8)
-    config = validate_config(
-        {
-            "datasets": {"d": {"source": "mimic3"}},
-            "device": "cpu",
-            "classifier": {"hidden": 6, "max_epochs": 1},
-            "diffusion": {
-                "base_channels": 8, "channel_mults": [1, 2], "num_res_blocks": 1,
-                "timesteps": 20, "train_steps": 3, "warmup_steps": 1, "batch_size": 16,
-            },
-            "generation": {"steps": 4, "batch_size": 16, "scale": 0.2},
-        }
+    config = tiny_config(
+        classifier={"hidden": 6, "max_epochs": 1},
+        diffusion={"timesteps": 20, "train_steps": 3, "warmup_steps": 1, "batch_size": 16},
+        generation={"steps": 4, "batch_size": 16, "scale": 0.2, "n_samples": None},
+    )
+    layout = Layout(str(root / "results"))
+    data = {"stays": cohort.stays, "timeseries": cohort.timeseries, "task": TASK}
+    run_classifier_stage(
+        **data, out=layout.classifier("d", TASK), seed=config["seed"], device=config["device"],
+        settings=ClassifierSettings.from_config(config["classifier"]),
     )  # fmt: skip
-    run_classifier_stage(cohort, "mortality", root / "clf", config)
-    run_influence_stage(cohort, "mortality", root / "clf" / "model.pt", root / "inf", config)
-    run_diffusion_stage(str(cohort), "mortality", str(root / "diff"), config)
-    return root, cohort, config
+    run_influence_stage(
+        **data, classifier=layout.classifier("d", TASK).model, out=layout.influence("d", TASK),
+        settings=InfluenceSettings.from_config(config["influence"]), device=config["device"],
+    )  # fmt: skip
+    run_diffusion_stage(
+        **data, out=layout.diffusion("d", TASK), seed=config["seed"], device=config["device"],
+        settings=DiffusionSettings.from_config(config["diffusion"]),
+    )  # fmt: skip
+    return layout, cohort, config
 
 
-def _run(stages, method, out, **gen):
-    root, cohort, config = stages
-    config = {**config, "generation": {**config["generation"], **gen}}
+def _run(stages, method, out_dir, classifier=None, seed=3, **gen):
+    """Run the generation stage into ``out_dir`` with generation settings changed by ``gen``."""
+    layout, cohort, config = stages
+    settings = replace(GenerationSettings.from_config(config["generation"]), **gen)
     return run_generation_stage(
-        cohort, "mortality", method, 3, root / "diff" / "model.pt", root / "clf" / "model.pt",
-        root / "inf" / "G.pt", out, config,
+        stays=cohort.stays, timeseries=cohort.timeseries,
+        diffusion=layout.diffusion("d", TASK).model,
+        classifier=classifier or layout.classifier("d", TASK).model,
+        influence=layout.influence("d", TASK).G, task=TASK, method=method, seed=seed,
+        out=Layout(str(out_dir)).synthetic("d", TASK, method, seed), settings=settings,
+        device=config["device"],
     )  # fmt: skip
 
 
@@ -54,18 +74,21 @@ def test_sample_labels_follow_train_counts():
 
 @pytest.mark.parametrize("method", ["conditional", "tardiff", "classifier_guidance"])
 def test_generation_stage_end_to_end(stages, tmp_path, method):
-    root, cohort, _ = stages
+    _, cohort, _ = stages
     info = _run(stages, method, tmp_path)
-    prep = prepare(cohort, "mortality")
+    out = Layout(str(tmp_path)).synthetic("d", TASK, method, 3)
+    assert out.samples.endswith(f"/synthetic/{method}/seed3.parquet")
+    prep = prepare(cohort.stays, cohort.timeseries, TASK)
     n_train = len(prep.y["train"])
-    frame = read_parquet(tmp_path / "seed3.parquet")
-    assert list(frame.columns) == ["stay_id", "step", *FEATURES, "mortality"]
+    frame = read_parquet(out.samples)
+    assert list(frame.columns) == ["stay_id", "step", *FEATURES, TASK]
     assert len(frame) == n_train * 8 and frame[FEATURES].notna().all().all()
-    counts = frame.groupby("stay_id")["mortality"].first().value_counts().to_dict()
+    counts = frame.groupby("stay_id")[TASK].first().value_counts().to_dict()
     assert counts == {0: int((prep.y["train"] == 0).sum()), 1: int(prep.y["train"].sum())}
-    assert json.loads((tmp_path / "seed3.json").read_text()) == info
+    assert json.loads(Path(out.settings).read_text()) == info
     assert set(info["mean_sample_influence"]) == {"0", "1", "all"}
-    diag = pd.read_csv(tmp_path / "seed3_diagnostics.csv")
+    assert info["wall_s"] > 0 and info["seed"] == 3 and info["method"] == method
+    diag = pd.read_csv(out.diagnostics)
     assert {"step", "t", "sigma", "shift_rms", "ratio"} <= set(diag.columns)
     np.testing.assert_allclose(diag["ratio"], diag["shift_rms"] / diag["sigma"])
     if method == "conditional":
@@ -83,19 +106,20 @@ def test_guidance_changes_samples_and_is_seeded(stages, tmp_path):
     _run(stages, "conditional", tmp_path / "b")
     _run(stages, "tardiff", tmp_path / "c", scale=0.0)
     _run(stages, "tardiff", tmp_path / "d", scale=1.0)
-    a, b, c, d = (read_parquet(tmp_path / k / "seed3.parquet")[FEATURES] for k in "abcd")
+    a, b, c, d = (
+        read_parquet(Layout(str(tmp_path / k)).synthetic("d", TASK, m, 3).samples)[FEATURES]
+        for k, m in zip("abcd", ["conditional", "conditional", "tardiff", "tardiff"], strict=True)
+    )
     pd.testing.assert_frame_equal(a, b)
     pd.testing.assert_frame_equal(a, c)
     assert not np.allclose(a.to_numpy(), d.to_numpy())
 
 
 def test_transform_mismatch_is_an_error(stages, tmp_path):
-    root, cohort, config = stages
-    ckpt = load_checkpoint(root / "clf" / "model.pt")
+    layout, _, _ = stages
+    ckpt = load_checkpoint(layout.classifier("d", TASK).model)
     ckpt["transform"]["mean"][0] += 1.0
     save_checkpoint(ckpt, tmp_path / "clf.pt")
     with pytest.raises(ValueError, match="transform differs"):
-        run_generation_stage(
-            cohort, "mortality", "tardiff", 0, root / "diff" / "model.pt", tmp_path / "clf.pt",
-            root / "inf" / "G.pt", tmp_path, config,
-        )  # fmt: skip
+        _run(stages, "tardiff", tmp_path / "out", classifier=tmp_path / "clf.pt", seed=0)
+    assert not (tmp_path / "out").exists()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tardiff.diffusion.samplers import generate
-from tardiff.diffusion.schedule import NoiseSchedule
+from tardiff.diffusion.schedule import NoiseSchedule, cosine_betas
 from tardiff.guidance.influence import influence_vector
 from tardiff.guidance.terms import Guidance, double_backprop, finite_difference
 from tardiff.models.classifier import build_classifier
@@ -52,7 +52,7 @@ def test_influence_and_guidance_terms_match_cpu():
 
 def test_guided_sampling_matches_cpu():
     classifier, denoiser = _models()
-    schedule = NoiseSchedule.from_config({"timesteps": 50, "schedule": "cosine", "prediction": "v"})
+    schedule = NoiseSchedule(cosine_betas(50), "v")
     labels = np.array([0] * 12 + [1] * 4)
     G = torch.randn(sum(p.numel() for p in classifier.parameters()))
     outputs = {}

@@ -2,19 +2,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from tiny_cohort import write_cohort
 
-from tardiff.config import validate_config
 from tardiff.guidance.influence import (
+    influence_memory_mb,
     influence_vector,
+    load_influence,
     minority_label,
     per_sample_grads,
     run_influence_stage,
+    save_influence,
     select_source,
 )
-from tardiff.io import load_checkpoint, read_json
+from tardiff.io import read_json
+from tardiff.layout import Layout
 from tardiff.models.classifier import build_classifier
-from tardiff.models.train_classifier import run_classifier_stage
+from tardiff.models.train_classifier import load_classifier, run_classifier_stage
+from tardiff.settings import ClassifierSettings, InfluenceSettings
 
 
 def _one_by_one(model, x, y):
@@ -38,12 +41,13 @@ def test_G_is_sum_of_per_sample_gradients(arch):
     ref = _one_by_one(model, x, y)
     torch.testing.assert_close(per_sample_grads(model, x, y), ref, rtol=1e-5, atol=1e-6)
     include = torch.tensor([True, False] * 5 + [True])
-    G, norms = influence_vector(model, x, y, batch_size=4, normalize="none", include=include)
+    budget = influence_memory_mb(model, (5, 3), 4)  # chunks of 4: three chunks for 11 samples
+    G, norms = influence_vector(model, x, y, memory_mb=budget, normalize="none", include=include)
     torch.testing.assert_close(G, ref[include].sum(0), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(norms, ref.norm(dim=1), rtol=1e-5, atol=1e-6)
-    G_l2, _ = influence_vector(model, x, y, batch_size=4, normalize="l2", include=include)
+    G_l2, _ = influence_vector(model, x, y, memory_mb=budget, normalize="l2", include=include)
     torch.testing.assert_close(G_l2, G / G.norm())
-    G_mean, _ = influence_vector(model, x, y, batch_size=4, normalize="mean", include=include)
+    G_mean, _ = influence_vector(model, x, y, memory_mb=budget, normalize="mean", include=include)
     torch.testing.assert_close(G_mean, G / 6)
 
 
@@ -61,33 +65,47 @@ def test_source_selection():
     np.testing.assert_array_equal(select_source(y, "minority", 1), [0, 1, 1, 0, 0])
     np.testing.assert_array_equal(select_source(y, "majority", 1), [1, 0, 0, 1, 1])
     np.testing.assert_array_equal(select_source(y, "minority", 0), [1, 0, 0, 1, 1])
-    with pytest.raises(ValueError, match="influence.source"):
-        select_source(y, "both", 1)
 
 
-def test_stage_outputs(tmp_path):
-    cohort = write_cohort(tmp_path / "c")
-    config = validate_config(
-        {
-            "datasets": {"d": {"source": "mimic3"}},
-            "device": "cpu",
-            "classifier": {"hidden": 6, "max_epochs": 1},
-            "influence": {"source": "minority", "normalize": "none", "batch_size": 3},
-        }
+def test_stage_outputs(cohort, tmp_path, tiny_config):
+    config = tiny_config(
+        classifier={"hidden": 6, "max_epochs": 1},
+        influence={"source": "minority", "normalize": "none"},
     )
-    run_classifier_stage(cohort, "mortality", tmp_path / "clf", config)
+    layout = Layout(str(tmp_path / "results"))
+    clf, out = layout.classifier("d", "mortality"), layout.influence("d", "mortality")
+    paths = {"stays": cohort.stays, "timeseries": cohort.timeseries, "task": "mortality"}
+    run_classifier_stage(
+        **paths, out=clf, settings=ClassifierSettings.from_config(config["classifier"]),
+        seed=config["seed"], device=config["device"],
+    )  # fmt: skip
     summary = run_influence_stage(
-        cohort, "mortality", tmp_path / "clf" / "model.pt", tmp_path / "inf", config
-    )
-    ckpt = load_checkpoint(tmp_path / "inf" / "G.pt")
-    norms = pd.read_csv(tmp_path / "inf" / "grad_norms.csv")
+        **paths, classifier=clf.model, out=out,
+        settings=InfluenceSettings.from_config(config["influence"]), device=config["device"],
+    )  # fmt: skip
+    model, _ = load_classifier(clf.model)
+    ckpt = load_influence(out.G, model)
+    norms = pd.read_csv(out.norms)
     n_pos = int((norms["label"] == 1).sum())
     assert ckpt["source"] == "minority" and ckpt["minority_label"] == 1
+    assert ckpt["normalize"] == "none" and ckpt["task"] == "mortality"
     assert ckpt["n_guide"] == n_pos and ckpt["n_guide_total"] == len(norms)
     assert ckpt["G"].numel() == sum(int(np.prod(s)) for s in ckpt["shapes"])
-    assert read_json(tmp_path / "inf" / "summary.json") == summary
+    assert read_json(out.summary) == summary
     by_class = summary["grad_norm_by_class"]
     assert by_class["1"]["n"] == n_pos
     assert by_class["0"]["mean_grad_norm"] == pytest.approx(
         norms.grad_norm[norms.label == 0].mean()
     )
+
+
+def test_load_influence_checks_the_classifier(tmp_path):
+    torch.manual_seed(0)
+    model = build_classifier("gru", 3, 4, 1, 0.0).eval()
+    G = torch.randn(sum(p.numel() for p in model.parameters()))
+    save_influence(tmp_path / "G.pt", G, model, {"source": "all"})
+    ckpt = load_influence(tmp_path / "G.pt", model)
+    assert torch.equal(ckpt["G"], G) and ckpt["source"] == "all"
+    assert ckpt["names"] == [n for n, _ in model.named_parameters()]
+    with pytest.raises(ValueError, match="G.pt: G does not match"):
+        load_influence(tmp_path / "G.pt", build_classifier("gru", 3, 5, 1, 0.0).eval())

@@ -8,19 +8,21 @@ import numpy as np
 import pandas as pd
 
 from tardiff.io import write_parquet
+from tardiff.layout import CohortFiles
 
 FEATURES = ["hr", "sbp", "spo2"]
 
 
 def write_cohort(
-    cohort_dir: Path,
+    cohort_dir: str | Path,
     n: int = 80,
     seq_len: int = 6,
     seed: int = 0,
     missing: float = 0.3,
     effect: float = 25.0,
-) -> Path:
-    """Write stays/timeseries parquet files; label 1 stays have ``effect`` more heart rate."""
+) -> CohortFiles:
+    """Write stays/timeseries parquet files into ``cohort_dir``; return their paths (the summary
+    is not written). Label 1 stays have ``effect`` more heart rate."""
     rng = np.random.default_rng(seed)
     stay_id = np.arange(1000, 1000 + n, dtype=np.int64)
     y = (np.arange(n) % 4 == 0).astype(np.int8)  # 25 % positives, every split gets both
@@ -53,7 +55,7 @@ def write_cohort(
     )
     for j, name in enumerate(FEATURES):
         ts[name] = x[:, :, j].reshape(-1).astype(np.float32)
-    cohort_dir.mkdir(parents=True, exist_ok=True)
-    write_parquet(stays, cohort_dir / "stays.parquet")
-    write_parquet(ts, cohort_dir / "timeseries.parquet")
-    return cohort_dir
+    files = CohortFiles.in_dir(cohort_dir)
+    write_parquet(stays, files.stays)
+    write_parquet(ts, files.timeseries)
+    return files

@@ -1,11 +1,16 @@
 """The workflow end to end: dry runs of both configs and a full run of config/test.yaml."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+from file_access import STRACE_ARGS, declared_jobs, job_access, under
 from wfutil import ROOT, snakemake
+
+from tardiff.config import load_config
+from tardiff.layout import Layout
 
 TEST_CONFIG = ROOT / "config/test.yaml"
 
@@ -27,30 +32,73 @@ def test_invalid_config_fails_dry_run(tmp_path):
     assert "arch" in result.stdout
 
 
+def _check_declared_files(jobs, declared, results):
+    """Every job opened exactly its declared inputs and wrote only its declared outputs."""
+    assert set(jobs) == set(declared), "jobs seen in the trace differ from Snakemake's jobs"
+    for log, access in jobs.items():
+        inputs, outputs = declared[log]
+        own_log = results.parent / log
+        read = {
+            p
+            for p in access.read - access.written - {own_log}
+            if under(p, {results}) and not p.is_dir() and not _hidden(p, results)
+        }
+        undeclared = {p for p in read if not under(p, inputs)}
+        assert not undeclared, f"{log}: read undeclared files {sorted(map(str, undeclared))}"
+        unread = {i for i in inputs if not any(under(p, {i}) for p in read)}
+        assert not unread, f"{log}: declared inputs never opened {sorted(map(str, unread))}"
+        placed = {p for p in access.renamed_to | access.written if under(p, {results})}
+        stray = {p for p in placed - {own_log} if not under(p, outputs) and not _hidden(p, results)}
+        assert not stray, f"{log}: wrote undeclared files {sorted(map(str, stray))}"
+        missing = {o for o in outputs if not any(under(p, {o}) for p in placed)}
+        assert not missing, (
+            f"{log}: declared outputs not written by the job {sorted(map(str, missing))}"
+        )
+
+
+def _hidden(path, results):
+    """Temporary and staging entries (dot-names) of the atomic writers."""
+    return any(part.startswith(".") for part in path.relative_to(results).parts)
+
+
 @pytest.mark.workflow
 def test_end_to_end_test_config(tmp_path):
+    """The test config end to end, under strace (when installed) to check declared files."""
+    trace = tmp_path / "strace.txt"
+    prefix = [*STRACE_ARGS, "-o", str(trace)] if shutil.which("strace") else []
     result = snakemake(
-        "--cores", "2", "--directory", str(tmp_path), "--configfile", str(TEST_CONFIG)
-    )
+        "--cores", "2", "--directory", str(tmp_path), "--configfile", str(TEST_CONFIG),
+        prefix=prefix,
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout[-5000:]
-    config = yaml.safe_load(TEST_CONFIG.read_text())
+    config = load_config(TEST_CONFIG)
+    layout = Layout(str(tmp_path / config["results_dir"]))
     methods = ["conditional", "tardiff", "classifier_guidance"]
     for name, entry in config["datasets"].items():
-        base = tmp_path / "results" / name
-        stays = pd.read_parquet(base / "cohort/stays.parquet")
-        series = pd.read_parquet(base / "cohort/timeseries.parquet")
+        cohort = layout.cohort(name)
+        stays = pd.read_parquet(cohort.stays)
+        series = pd.read_parquet(cohort.timeseries)
         assert set(stays["split"]) == {"train", "val", "test"}
         steps = series.groupby("stay_id")["step"].count()
         assert steps.nunique() == 1 and len(steps) == len(stays)
-        summary = json.loads((base / "cohort/summary.json").read_text())
+        summary = json.loads(Path(cohort.summary).read_text())
         assert summary["n_stays"] == len(stays)
         for task in entry["tasks"]:
             for method in methods:
-                samples = pd.read_parquet(base / task / "synthetic" / method / "seed0.parquet")
+                samples = pd.read_parquet(layout.synthetic(name, task, method, 0).samples)
                 assert task in samples.columns and samples[task].nunique() == 2
                 assert not samples.drop(columns=["stay_id", "step", task]).isna().any().any()
-        assert (base / "manifest.json").exists()
+        assert Path(layout.manifest(name)).exists()
     again = snakemake(
         "-n", "--cores", "2", "--directory", str(tmp_path), "--configfile", str(TEST_CONFIG)
     )
     assert "Nothing to be done" in again.stdout, again.stdout[-3000:]
+    if not prefix:
+        pytest.skip("strace is not installed: declared inputs and outputs were not checked")
+    summary = snakemake(
+        "--detailed-summary", "--cores", "1", "--directory", str(tmp_path),
+        "--configfile", str(TEST_CONFIG),
+    )  # fmt: skip
+    declared = declared_jobs(summary.stdout, tmp_path)
+    jobs = job_access(trace.read_text(), tmp_path)
+    _check_declared_files(jobs, declared, Path(layout.root).resolve())

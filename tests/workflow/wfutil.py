@@ -23,8 +23,7 @@ def run(args, cwd=ROOT, timeout=900):
     )
 
 
-def snakemake(*args, **kwargs):
-    """Run ``python -m snakemake`` with the repository Snakefile."""
-    return run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), *args], **kwargs
-    )
+def snakemake(*args, prefix=(), **kwargs):
+    """Run ``python -m snakemake`` with the repository Snakefile (``prefix``: e.g. strace)."""
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+    return run([*prefix, *command, *args], **kwargs)

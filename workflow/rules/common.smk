@@ -1,15 +1,42 @@
-# Target lists and input functions only; all logic lives in the tardiff package.
+# Config, layout and resources of every rule; target lists and input functions only.
+# All logic lives in the tardiff package.
 import sys
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from tardiff.config import n_steps, uses_demo, validate_config
+from tardiff.config import validate_config
+from tardiff.layout import Layout
 from tardiff.provenance import source_hash
+from tardiff.runtime import available_mem_mb
 
-CFG = validate_config(config)
+CFG = validate_config(
+    config
+)  # the one validation: schema, defaults, per-dataset defaults
+LAYOUT = Layout.from_config(CFG)
 DATASETS = CFG["datasets"]
 METHODS = CFG["generation"]["methods"]
 SEEDS = CFG["generation"]["seeds"]
+PAIRS = [(d, t) for d in DATASETS for t in DATASETS[d]["tasks"]]
+
+# Peak memory (MiB) per job of each rule, measured on the default config (README) plus a margin.
+# Stages estimate their need before allocating and fail with a message above this; raise it for
+# larger cohorts with --set-resources RULE:mem_mb=N.
+MEM_MB = {
+    "demo_raw": 1000,
+    "extract_cohort": 2000,
+    "train_classifier": 1500,
+    "influence": 2000,
+    "train_diffusion": 1500,
+    "generate": 1500,
+}
+# Threads per torch job: the cores shared by the (dataset, task) pairs that train side by side,
+# so a one-pair run uses every core and parallel jobs do not oversubscribe them.
+TORCH_THREADS = max(1, workflow.cores // max(1, min(len(PAIRS), workflow.cores)))
+
+# Locally, Snakemake bounds memory only when told how much there is: default to what this
+# machine has available, so jobs whose mem_mb add up to more are never run side by side.
+if workflow.local_exec and workflow.global_resources.get("mem_mb").value is None:
+    workflow.register_resource("mem_mb", available_mem_mb())
 
 
 wildcard_constraints:
@@ -19,39 +46,26 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-def dataset_tasks(dataset):
-    return list(DATASETS[dataset]["tasks"])
-
-
 def raw_input(wildcards):
-    entry = DATASETS[wildcards.dataset]
-    if uses_demo(entry):
-        return f"results/{wildcards.dataset}/raw"
-    return entry["path"] if entry["source"] == "yaib" else entry["raw_dir"]
+    return LAYOUT.raw_input(wildcards.dataset, DATASETS[wildcards.dataset])
 
 
 def dataset_targets(dataset):
-    targets = [f"results/{dataset}/cohort/stays.parquet"]
-    for task in dataset_tasks(dataset):
-        targets += [
-            f"results/{dataset}/{task}/classifier/model.pt",
-            f"results/{dataset}/{task}/influence/G.pt",
-            f"results/{dataset}/{task}/diffusion/model.pt",
-        ]
-        targets += expand(
-            "results/{dataset}/{task}/synthetic/{method}/seed{seed}.parquet",
-            dataset=dataset,
-            task=task,
-            method=METHODS,
-            seed=SEEDS,
-        )
+    targets = list(LAYOUT.cohort(dataset))
+    for task in DATASETS[dataset]["tasks"]:
+        targets += LAYOUT.classifier(dataset, task)
+        targets += LAYOUT.influence(dataset, task)
+        targets += LAYOUT.diffusion(dataset, task)
+        for method in METHODS:
+            for seed in SEEDS:
+                targets += LAYOUT.synthetic(dataset, task, method, seed)
     return targets
 
 
 def all_targets():
-    return [f"results/{dataset}/manifest.json" for dataset in DATASETS]
+    return [LAYOUT.manifest(dataset) for dataset in DATASETS]
 
 
-def settings(*sections):
-    """The config sections a rule depends on (tracked by Snakemake as params)."""
-    return {name: CFG[name] for name in sections}
+def section(name):
+    """One validated config section (a params value, so Snakemake reruns a rule when it changes)."""
+    return CFG[name]

@@ -1,18 +1,20 @@
 rule demo_raw:
     """Simulate raw tables in the MIMIC-III / eICU schemas (the embedded demo)."""
     output:
-        directory("results/{dataset}/raw"),
+        directory(LAYOUT.raw("{dataset}")),
     log:
-        "results/{dataset}/logs/demo_raw.log",
+        LAYOUT.log("{dataset}", "demo_raw"),
     benchmark:
-        "results/{dataset}/benchmarks/demo_raw.tsv"
+        LAYOUT.benchmark("{dataset}", "demo_raw")
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=MEM_MB["demo_raw"],
     params:
         source=lambda wc: DATASETS[wc.dataset]["source"],
         n_stays=lambda wc: DATASETS[wc.dataset]["demo"]["n_stays"],
         seed=CFG["seed"],
-        code=source_hash("demo", "variables"),
+        code=source_hash("demo", "variables", "io"),
     script:
         "../scripts/demo_raw.py"
 
@@ -20,25 +22,23 @@ rule demo_raw:
 rule extract_cohort:
     """Raw tables (demo or real) or a YAIB folder -> Parquet cohort tables."""
     input:
-        raw_input,
+        raw=raw_input,
     output:
-        stays="results/{dataset}/cohort/stays.parquet",
-        timeseries="results/{dataset}/cohort/timeseries.parquet",
-        summary="results/{dataset}/cohort/summary.json",
+        **LAYOUT.cohort("{dataset}")._asdict(),
     log:
-        "results/{dataset}/logs/extract_cohort.log",
+        LAYOUT.log("{dataset}", "extract_cohort"),
     benchmark:
-        "results/{dataset}/benchmarks/extract_cohort.tsv"
+        LAYOUT.benchmark("{dataset}", "extract_cohort")
     conda:
         "../../envs/data.yaml"
     threads: workflow.cores
     resources:
-        mem_mb=4096,
+        mem_mb=MEM_MB["extract_cohort"],
     params:
         entry=lambda wc: DATASETS[wc.dataset],
-        split=CFG["split"],
+        split=section("split"),
         seed=CFG["seed"],
-        code=source_hash("extract", "variables"),
+        code=source_hash("extract", "variables", "io", "layout", "settings"),
     script:
         "../scripts/extract_cohort.py"
 
@@ -48,10 +48,12 @@ rule manifest:
     input:
         lambda wc: dataset_targets(wc.dataset),
     output:
-        "results/{dataset}/manifest.json",
+        LAYOUT.manifest("{dataset}"),
     log:
-        "results/{dataset}/logs/manifest.log",
+        LAYOUT.log("{dataset}", "manifest"),
     conda:
         "../../envs/data.yaml"
+    params:
+        code=source_hash("provenance", "io"),
     script:
         "../scripts/manifest.py"

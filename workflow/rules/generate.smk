@@ -1,26 +1,26 @@
 rule generate:
     """Synthetic samples of one method and seed, in physical units."""
     input:
-        cohort=rules.extract_cohort.output.stays,
+        stays=COHORT.stays,
+        timeseries=COHORT.timeseries,
         diffusion=rules.train_diffusion.output.model,
         classifier=rules.train_classifier.output.model,
         influence=rules.influence.output.G,
     output:
-        samples="results/{dataset}/{task}/synthetic/{method}/seed{seed}.parquet",
-        settings="results/{dataset}/{task}/synthetic/{method}/seed{seed}.json",
-        diagnostics="results/{dataset}/{task}/synthetic/{method}/seed{seed}_diagnostics.csv",
+        **LAYOUT.synthetic("{dataset}", "{task}", "{method}", "{seed}")._asdict(),
     log:
-        "results/{dataset}/logs/{task}/generate_{method}_seed{seed}.log",
+        LAYOUT.log("{dataset}", "generate_{method}_seed{seed}", "{task}"),
     benchmark:
-        "results/{dataset}/benchmarks/{task}/generate_{method}_seed{seed}.tsv"
+        LAYOUT.benchmark("{dataset}", "generate_{method}_seed{seed}", "{task}")
     conda:
         "../../envs/torch.yaml"
+    threads: TORCH_THREADS
     resources:
+        mem_mb=MEM_MB["generate"],
         gpu=1,
     params:
-        settings=settings("device", "influence", "generation"),
-        code=source_hash(
-            "data", "models", "diffusion", "guidance", "generate", "runtime"
-        ),
+        generation=section("generation"),
+        device=CFG["device"],
+        code=source_hash(*STAGE_CODE, "models", "diffusion", "guidance", "generate"),
     script:
         "../scripts/generate.py"

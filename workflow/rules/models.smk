@@ -1,21 +1,29 @@
+COHORT = LAYOUT.cohort("{dataset}")
+STAGE_CODE = ("data", "io", "layout", "settings", "runtime")
+
+
 rule train_classifier:
     """Guidance classifier on the real training split (early stopping on validation AUPRC)."""
     input:
-        cohort=rules.extract_cohort.output.stays,
+        stays=COHORT.stays,
+        timeseries=COHORT.timeseries,
     output:
-        model="results/{dataset}/{task}/classifier/model.pt",
-        metrics="results/{dataset}/{task}/classifier/metrics.json",
+        **LAYOUT.classifier("{dataset}", "{task}")._asdict(),
     log:
-        "results/{dataset}/logs/{task}/train_classifier.log",
+        LAYOUT.log("{dataset}", "train_classifier", "{task}"),
     benchmark:
-        "results/{dataset}/benchmarks/{task}/train_classifier.tsv"
+        LAYOUT.benchmark("{dataset}", "train_classifier", "{task}")
     conda:
         "../../envs/torch.yaml"
+    threads: TORCH_THREADS
     resources:
+        mem_mb=MEM_MB["train_classifier"],
         gpu=1,
     params:
-        settings=settings("seed", "device", "classifier"),
-        code=source_hash("data", "models", "runtime"),
+        classifier=section("classifier"),
+        seed=CFG["seed"],
+        device=CFG["device"],
+        code=source_hash(*STAGE_CODE, "models"),
     script:
         "../scripts/train_classifier.py"
 
@@ -23,23 +31,25 @@ rule train_classifier:
 rule influence:
     """Influence vector G over the guidance part of the validation split."""
     input:
-        cohort=rules.extract_cohort.output.stays,
+        stays=COHORT.stays,
+        timeseries=COHORT.timeseries,
         classifier=rules.train_classifier.output.model,
     output:
-        G="results/{dataset}/{task}/influence/G.pt",
-        norms="results/{dataset}/{task}/influence/grad_norms.csv",
-        summary="results/{dataset}/{task}/influence/summary.json",
+        **LAYOUT.influence("{dataset}", "{task}")._asdict(),
     log:
-        "results/{dataset}/logs/{task}/influence.log",
+        LAYOUT.log("{dataset}", "influence", "{task}"),
     benchmark:
-        "results/{dataset}/benchmarks/{task}/influence.tsv"
+        LAYOUT.benchmark("{dataset}", "influence", "{task}")
     conda:
         "../../envs/torch.yaml"
+    threads: TORCH_THREADS
     resources:
+        mem_mb=MEM_MB["influence"],
         gpu=1,
     params:
-        settings=settings("seed", "device", "influence"),
-        code=source_hash("data", "models", "guidance", "runtime"),
+        influence=section("influence"),
+        device=CFG["device"],
+        code=source_hash(*STAGE_CODE, "models", "guidance"),
     script:
         "../scripts/influence.py"
 
@@ -47,21 +57,24 @@ rule influence:
 rule train_diffusion:
     """Class-conditional diffusion model (EMA weights) on the real training split."""
     input:
-        cohort=rules.extract_cohort.output.stays,
+        stays=COHORT.stays,
+        timeseries=COHORT.timeseries,
     output:
-        model="results/{dataset}/{task}/diffusion/model.pt",
-        loss="results/{dataset}/{task}/diffusion/loss.csv",
-        plot="results/{dataset}/{task}/diffusion/loss.png",
+        **LAYOUT.diffusion("{dataset}", "{task}")._asdict(),
     log:
-        "results/{dataset}/logs/{task}/train_diffusion.log",
+        LAYOUT.log("{dataset}", "train_diffusion", "{task}"),
     benchmark:
-        "results/{dataset}/benchmarks/{task}/train_diffusion.tsv"
+        LAYOUT.benchmark("{dataset}", "train_diffusion", "{task}")
     conda:
         "../../envs/torch.yaml"
+    threads: TORCH_THREADS
     resources:
+        mem_mb=MEM_MB["train_diffusion"],
         gpu=1,
     params:
-        settings=settings("seed", "device", "diffusion"),
-        code=source_hash("data", "models", "diffusion", "runtime"),
+        diffusion=section("diffusion"),
+        seed=CFG["seed"],
+        device=CFG["device"],
+        code=source_hash(*STAGE_CODE, "models", "diffusion"),
     script:
         "../scripts/train_diffusion.py"

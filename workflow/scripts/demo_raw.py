@@ -6,5 +6,5 @@ from tardiff.demo import write_demo
 from tardiff.runtime import setup_logging
 
 sm = snakemake  # noqa: F821
-log = setup_logging(sm.log[0])
-write_demo(sm.params.source, sm.output[0], n_stays=sm.params.n_stays, seed=sm.params.seed, log=log)
+setup_logging(sm.log[0])
+write_demo(sm.params.source, sm.output[0], n_stays=sm.params.n_stays, seed=sm.params.seed)

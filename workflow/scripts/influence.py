@@ -1,17 +1,22 @@
 """Snakemake adapter: influence vector G of one dataset x task."""
 
-from pathlib import Path
-
 import _srcpath  # noqa: F401  (repository src/ on sys.path)
 
 from tardiff.guidance.influence import run_influence_stage
+from tardiff.layout import InfluenceFiles
+from tardiff.runtime import setup_logging, use_threads
+from tardiff.settings import InfluenceSettings
 
 sm = snakemake  # noqa: F821
+setup_logging(sm.log[0])
+use_threads(sm.threads)
 run_influence_stage(
-    str(Path(sm.input.cohort).parent),
-    sm.wildcards.task,
-    sm.input.classifier,
-    str(Path(sm.output.G).parent),
-    sm.params.settings,
-    log_file=sm.log[0],
+    stays=sm.input.stays,
+    timeseries=sm.input.timeseries,
+    classifier=sm.input.classifier,
+    task=sm.wildcards.task,
+    out=InfluenceFiles(**sm.output),
+    settings=InfluenceSettings.from_config(sm.params.influence),
+    device=sm.params.device,
+    mem_mb=sm.resources.mem_mb,
 )

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import math
 from numbers import Integral
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from tardiff.settings import DiffusionSettings
 
 PREDICTIONS = ("eps", "v")
 Timestep = torch.Tensor | int  # (B,) long tensor, or one int for the whole batch
@@ -30,6 +34,10 @@ def linear_betas(timesteps: int) -> torch.Tensor:
     """Ho et al. (2020) linear schedule, rescaled so any ``T`` spans the same noise range."""
     scale = 1000 / timesteps
     return torch.linspace(scale * 1e-4, scale * 0.02, timesteps, dtype=torch.float64)
+
+
+#: diffusion.schedule -> betas (the schema lists the same names; a test checks they agree)
+BETAS = {"cosine": cosine_betas, "linear": linear_betas}
 
 
 class NoiseSchedule:
@@ -54,12 +62,9 @@ class NoiseSchedule:
         self.posterior_mean_coef2 = (1 - ab_prev) * self.alphas.sqrt() / (1 - ab)
 
     @classmethod
-    def from_config(cls, cfg: dict) -> NoiseSchedule:
-        """Build from the ``diffusion:`` config section (keys timesteps, schedule, prediction)."""
-        makers = {"cosine": cosine_betas, "linear": linear_betas}
-        if cfg["schedule"] not in makers:
-            raise ValueError(f"schedule must be one of {sorted(makers)}, got {cfg['schedule']!r}")
-        return cls(makers[cfg["schedule"]](int(cfg["timesteps"])), cfg["prediction"])
+    def from_settings(cls, settings: DiffusionSettings) -> NoiseSchedule:
+        """Build from the diffusion settings (timesteps, schedule, prediction)."""
+        return cls(BETAS[settings.schedule](settings.timesteps), settings.prediction)
 
     @property
     def timesteps(self) -> int:

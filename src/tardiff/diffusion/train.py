@@ -20,49 +20,38 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from tardiff.config import schema
-from tardiff.data import prepare
+from tardiff.data import prepare, prepare_memory_mb
 from tardiff.diffusion.schedule import NoiseSchedule
 from tardiff.io import atomic_path, load_checkpoint, save_checkpoint, write_csv
+from tardiff.layout import DiffusionFiles
 from tardiff.models.denoiser import Denoiser
-from tardiff.runtime import measured, pick_device, seed_everything, setup_logging
+from tardiff.runtime import check_memory, measured, pick_device, progress, seed_everything
+from tardiff.settings import DiffusionSettings
 
 FORMAT = "tardiff.diffusion/1"
-_MODEL_KEYS = ("base_channels", "channel_mults", "num_res_blocks", "dropout")
+log = logging.getLogger(__name__)
 
 
-def diffusion_settings(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The ``diffusion:`` section with schema defaults filled in for missing keys."""
-    props = schema()["properties"]["diffusion"]["properties"]
-    unknown = set(cfg) - set(props)
-    if unknown:
-        raise ValueError(f"unknown diffusion config keys: {sorted(unknown)}")
-    return {key: copy.deepcopy(cfg.get(key, spec["default"])) for key, spec in props.items()}
-
-
-def _build_model(n_features: int, seq_len: int, n_classes: int, cfg: dict) -> Denoiser:
-    kwargs = {key: cfg[key] for key in _MODEL_KEYS}
-    kwargs["channel_mults"] = tuple(kwargs["channel_mults"])
-    return Denoiser(n_features, seq_len, n_classes=n_classes, **kwargs)
+def _build_model(n_features: int, seq_len: int, n_classes: int, s: DiffusionSettings) -> Denoiser:
+    return Denoiser(
+        n_features, seq_len, n_classes=n_classes, base_channels=s.base_channels,
+        channel_mults=tuple(s.channel_mults), num_res_blocks=s.num_res_blocks, dropout=s.dropout,
+    )  # fmt: skip
 
 
 def train_diffusion(
     x: np.ndarray,
     y: np.ndarray,
-    cfg: dict[str, Any],
+    settings: DiffusionSettings,
     device: torch.device | str,
     seed: int,
-    log: logging.Logger | None = None,
 ) -> tuple[Denoiser, list[tuple[int, float]]]:
     """Train a denoiser on ``x`` (N, T, C) with labels ``y`` (N,); return (EMA model, history).
 
-    ``cfg`` is the ``diffusion:`` config section. The returned model is the EMA copy in eval mode
-    on ``device``; ``history`` holds ``(step, loss)`` for every optimisation step (1-based).
+    The returned model is the EMA copy in eval mode on ``device``; ``history`` holds
+    ``(step, loss)`` for every optimisation step (1-based).
     """
-    cfg = diffusion_settings(cfg)
-    log = log or logging.getLogger(__name__)
     if x.ndim != 3 or len(x) != len(y) or len(x) == 0:
         raise ValueError(f"expected x (N, T, C) and y (N,), got {x.shape} and {y.shape}")
     if not np.isfinite(x).all():
@@ -71,24 +60,18 @@ def train_diffusion(
     seed_everything(seed)
     n, seq_len, n_features = x.shape
     n_classes = max(2, int(y.max()) + 1)
-    schedule = NoiseSchedule.from_config(cfg)
-    if schedule.prediction == "eps":
-        log.warning(
-            "diffusion: with eps-prediction, x0_hat = (x_t - sqrt(1-ab) eps) / sqrt(ab) amplifies "
-            "eps errors up to %.0f-fold at the noisiest steps and small denoisers then sample "
-            "far outside the data range; prediction: v avoids this",
-            1 / float(schedule.sqrt_alphas_cumprod[-1]),
-        )
-    model = _build_model(n_features, seq_len, n_classes, cfg).to(device)
+    schedule = NoiseSchedule.from_settings(settings)
+    _warn_eps(schedule)
+    model = _build_model(n_features, seq_len, n_classes, settings).to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    warmup = max(1, cfg["warmup_steps"])
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    warmup = max(1, settings.warmup_steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / warmup))
 
     data = torch.as_tensor(x, dtype=torch.float32, device=device)
     labels = torch.as_tensor(y, dtype=torch.long, device=device)
     gen = torch.Generator().manual_seed(seed)
-    steps, batch = cfg["train_steps"], min(cfg["batch_size"], n)
+    steps, batch = settings.train_steps, min(settings.batch_size, n)
     log_every = max(1, math.ceil(steps / 10))
     log.info(
         "diffusion: %d series (T=%d, C=%d), %d parameters, %d steps of batch %d on %s",
@@ -97,24 +80,14 @@ def train_diffusion(
     history: list[tuple[int, float]] = []
     pending: list[torch.Tensor] = []
     model.train()
-    for step in tqdm(range(1, steps + 1), desc="diffusion", disable=None):
-        idx = torch.randint(n, (batch,), generator=gen)
-        t = torch.randint(schedule.timesteps, (batch,), generator=gen)
-        noise = torch.randn((batch, seq_len, n_features), generator=gen)
-        drop = torch.rand(batch, generator=gen) < cfg["label_dropout"]
-        idx, noise = idx.to(device), noise.to(device)  # t stays on CPU for the table lookups
-        x0, y_in = data[idx], torch.where(drop.to(device), n_classes, labels[idx])
-        pred = model(schedule.q_sample(x0, t, noise), t.to(device), y_in)
-        loss = F.mse_loss(pred, schedule.target(x0, t, noise))
+    for step in progress(range(1, steps + 1), steps, "diffusion training", "step"):
+        loss = _batch_loss(model, schedule, data, labels, batch, settings.label_dropout, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        decay = min(cfg["ema_decay"], step / (step + 9))
-        with torch.no_grad():
-            for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
-                p_ema.lerp_(p, 1 - decay)
+        _ema_update(ema, model, min(settings.ema_decay, step / (step + 9)))
         pending.append(loss.detach())
         if step % log_every == 0 or step == steps:  # one device sync per logging interval
             values = torch.stack(pending).tolist()
@@ -127,8 +100,47 @@ def train_diffusion(
     return ema.eval(), history
 
 
+def _warn_eps(schedule: NoiseSchedule) -> None:
+    if schedule.prediction == "eps":
+        log.warning(
+            "diffusion: with eps-prediction, x0_hat = (x_t - sqrt(1-ab) eps) / sqrt(ab) amplifies "
+            "eps errors up to %.0f-fold at the noisiest steps and small denoisers then sample "
+            "far outside the data range; prediction: v avoids this",
+            1 / float(schedule.sqrt_alphas_cumprod[-1]),
+        )
+
+
+def _batch_loss(
+    model: Denoiser,
+    schedule: NoiseSchedule,
+    data: torch.Tensor,
+    labels: torch.Tensor,
+    batch: int,
+    label_dropout: float,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    """MSE of one random batch: indices, timesteps, noise and label dropout drawn from ``gen``."""
+    n, seq_len, n_features = data.shape
+    idx = torch.randint(n, (batch,), generator=gen)
+    t = torch.randint(schedule.timesteps, (batch,), generator=gen)
+    noise = torch.randn((batch, seq_len, n_features), generator=gen)
+    drop = torch.rand(batch, generator=gen) < label_dropout
+    device = data.device
+    idx, noise = idx.to(device), noise.to(device)  # t stays on CPU for the table lookups
+    x0 = data[idx]
+    y_in = torch.where(drop.to(device), model.n_classes, labels[idx])
+    pred = model(schedule.q_sample(x0, t, noise), t.to(device), y_in)
+    return F.mse_loss(pred, schedule.target(x0, t, noise))
+
+
+@torch.no_grad()
+def _ema_update(ema: Denoiser, model: Denoiser, decay: float) -> None:
+    for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
+        p_ema.lerp_(p, 1 - decay)
+
+
 def save_diffusion(
-    path: str | Path, ema_model: Denoiser, cfg: dict[str, Any], extra: dict[str, Any]
+    path: str | Path, ema_model: Denoiser, settings: DiffusionSettings, extra: dict[str, Any]
 ) -> None:
     """Write the model (state dict + constructor kwargs), the diffusion config and ``extra``."""
     state = {k: v.detach().cpu() for k, v in ema_model.state_dict().items()}
@@ -137,7 +149,7 @@ def save_diffusion(
             "format": FORMAT,
             "state_dict": state,
             "model_kwargs": dict(ema_model.config),
-            "config": diffusion_settings(cfg),
+            "config": settings.to_dict(),
             "extra": extra,
         },
         path,
@@ -156,7 +168,7 @@ def load_diffusion(
     model = Denoiser(**kwargs)
     model.load_state_dict(ckpt["state_dict"])
     model.to(device).eval().requires_grad_(False)
-    return model, NoiseSchedule.from_config(ckpt["config"]), ckpt
+    return model, NoiseSchedule.from_settings(DiffusionSettings.from_config(ckpt["config"])), ckpt
 
 
 def plot_loss(history: list[tuple[int, float]], path: str | Path) -> None:
@@ -181,17 +193,23 @@ def plot_loss(history: list[tuple[int, float]], path: str | Path) -> None:
 
 
 def run_diffusion_stage(
-    cohort_dir: str, task: str, out_dir: str, config: dict[str, Any], log_file: str | None = None
+    *,
+    stays: str | Path,
+    timeseries: str | Path,
+    task: str,
+    out: DiffusionFiles,
+    settings: DiffusionSettings,
+    seed: int,
+    device: str = "auto",
+    mem_mb: float | None = None,
 ) -> None:
-    """Train on the cohort's train split; write model.pt, loss.csv and loss.png to ``out_dir``."""
-    log = setup_logging(log_file)
-    device = pick_device(config.get("device", "auto"))
-    seed = int(config.get("seed", 0))
-    prepared = prepare(cohort_dir, task, seed=seed)
+    """Train on the cohort's train split; write ``out.model``, ``out.loss`` and ``out.plot``."""
+    check_memory(prepare_memory_mb(timeseries), mem_mb, "diffusion training")
+    torch_device = pick_device(device)
+    prepared = prepare(stays, timeseries, task)
     x, y = prepared.x["train"], prepared.y["train"]
     with measured() as watch:
-        model, history = train_diffusion(x, y, config.get("diffusion", {}), device, seed, log)
-    out = Path(out_dir)
+        model, history = train_diffusion(x, y, settings, torch_device, seed)
     extra = {
         "transform": prepared.transform.state_dict(),
         "features": list(prepared.features),
@@ -199,11 +217,11 @@ def run_diffusion_stage(
         "seq_len": int(x.shape[1]),
         "n_train": int(len(x)),
         "class_counts": np.bincount(y, minlength=model.n_classes).tolist(),
-        "wall_s": watch.seconds,
+        "wall_s": watch.wall_s,
         "peak_rss_mb": watch.peak_rss_mb,
-        "device": str(device),
+        "device": str(torch_device),
     }
-    save_diffusion(out / "model.pt", model, config.get("diffusion", {}), extra)
-    write_csv(pd.DataFrame(history, columns=["step", "loss"]), out / "loss.csv")
-    plot_loss(history, out / "loss.png")
-    log.info("diffusion: trained in %.1f s (peak RSS %.0f MiB)", watch.seconds, watch.peak_rss_mb)
+    save_diffusion(out.model, model, settings, extra)
+    write_csv(pd.DataFrame(history, columns=["step", "loss"]), out.loss)
+    plot_loss(history, out.plot)
+    log.info("diffusion: trained in %.1f s (peak RSS %.0f MiB)", watch.wall_s, watch.peak_rss_mb)

@@ -30,12 +30,16 @@ import pyarrow.parquet as pq
 from tardiff.extract import eicu, mimic3, yaib
 from tardiff.extract.tables import ExtractError, Extraction, first_row
 from tardiff.io import atomic_path, write_json, write_parquet
+from tardiff.layout import CohortFiles
 from tardiff.runtime import peak_rss_mb
+from tardiff.settings import SplitSettings
+
+log = logging.getLogger(__name__)
 
 #: Labels defined from raw MIMIC-III / eICU tables (a YAIB cohort brings its own label).
 RAW_TASKS = ("mortality", "icu_stay")
 EXTRACTORS = {"mimic3": mimic3.extract, "eicu": eicu.extract, "yaib": yaib.extract}
-OUTPUTS = ("stays.parquet", "timeseries.parquet", "summary.json")
+OUTPUTS = ("stays.parquet", "timeseries.parquet", "summary.json")  # staging names
 # Measured (benchmarks/extraction.py): at 1 GB peak RSS stays flat at ~1.2 GB from 20M to 40M
 # CHARTEVENTS rows and throughput is no lower than at 2.5 GB (which grows to ~2.6 GB).
 MEMORY_LIMIT = "1GB"
@@ -43,19 +47,13 @@ ROW_GROUP = 1 << 20
 
 
 def build_cohort(
-    entry: dict,
-    raw_dir: str,
-    out_dir: str,
-    split: dict,
-    seed: int,
-    log: logging.Logger | None = None,
+    entry: dict, raw: str | Path, out: CohortFiles, split: SplitSettings, seed: int
 ) -> dict:
-    """Extract a dataset entry's cohort from ``raw_dir`` into ``out_dir``; return the summary.
+    """Extract a dataset entry's cohort from ``raw`` (folder or YAIB folder); return the summary.
 
-    Writes ``stays.parquet``, ``timeseries.parquet`` and ``summary.json`` together: they are
-    built in a staging folder and moved in only when all three are complete.
+    Writes ``out.stays``, ``out.timeseries`` and ``out.summary`` together: they are built in a
+    staging folder next to them and moved in only when all three are complete.
     """
-    log = log or logging.getLogger(__name__)
     if entry["source"] not in EXTRACTORS:
         raise ExtractError(f"unknown source {entry['source']!r} (known: {', '.join(EXTRACTORS)})")
     unknown = [t for t in entry["tasks"] if t not in RAW_TASKS]
@@ -64,13 +62,13 @@ def build_cohort(
             f"unknown {entry['source']} task {unknown[0]!r} (known: {', '.join(RAW_TASKS)})"
         )
     start = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=out))
+    folder = Path(out.stays).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=folder))
     try:
         con = connect(staging / "spill")
         try:
-            result = EXTRACTORS[entry["source"]](con, entry, str(raw_dir), log)
+            result = EXTRACTORS[entry["source"]](con, entry, str(raw), log)
             stays = _final_stays(con, result, entry)
             stays = assign_splits(stays, next(iter(entry["tasks"])), split, seed)
             write_parquet(_stays_table(stays, entry), staging / OUTPUTS[0])
@@ -82,14 +80,14 @@ def build_cohort(
             con.close()
         summary = _summary(entry, stays, result, missing, time.perf_counter() - start)
         write_json(summary, staging / OUTPUTS[2])
-        for name in OUTPUTS:
-            os.replace(staging / name, out / name)
+        for name, target in zip(OUTPUTS, out, strict=True):
+            os.replace(staging / name, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info(
         "cohort: %d stays, %.1f s, peak RSS %.0f MiB",
         summary["n_stays"],
-        summary["wall_seconds"],
+        summary["wall_s"],
         summary["peak_rss_mb"],
     )
     return summary
@@ -145,7 +143,7 @@ def split_groups(
     return part
 
 
-def assign_splits(stays: pd.DataFrame, task: str, split: dict, seed: int) -> pd.DataFrame:
+def assign_splits(stays: pd.DataFrame, task: str, split: SplitSettings, seed: int) -> pd.DataFrame:
     """Subject-level train/val/test (and guide/select within val), stratified by ``task``.
 
     A subject is positive if any of its stays is; the split is seeded and deterministic.
@@ -153,10 +151,10 @@ def assign_splits(stays: pd.DataFrame, task: str, split: dict, seed: int) -> pd.
     subjects = stays.groupby("subject_id", sort=True)[task].max()
     rng = np.random.default_rng([seed, 0])
     names = np.array(["train", "val", "test"])
-    parts = split_groups(subjects.to_numpy(), [split["train"], split["val"], split["test"]], rng)
+    parts = split_groups(subjects.to_numpy(), [split.train, split.val, split.test], rng)
     subject_split = pd.Series(names[parts], index=subjects.index)
     val = subjects[subject_split == "val"]
-    guide = split["guide_fraction"]
+    guide = split.guide_fraction
     rng = np.random.default_rng([seed, 1])
     val_parts = np.array(["guide", "select"])[split_groups(val.to_numpy(), [guide, 1 - guide], rng)]
     subject_part = pd.Series(val_parts, index=val.index, dtype=object)
@@ -250,7 +248,7 @@ def _summary(
         "missingness": missing,
         "exclusions": result.exclusions,
         "rows_scanned": result.rows_scanned,
-        "wall_seconds": round(seconds, 3),
+        "wall_s": round(seconds, 3),
         "rows_per_second": round(rows / seconds, 1) if seconds > 0 else None,
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }

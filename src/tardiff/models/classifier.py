@@ -37,8 +37,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-ARCHS = ("gru", "tcn")
-
 _GRU_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")  # nn.GRU's per-layer order
 _UNROLLED = contextvars.ContextVar("tardiff_unrolled_rnn", default=False)
 
@@ -71,9 +69,9 @@ def gru_layer_unrolled(
     hidden = weight_hh.shape[1]
     h = gi.new_zeros(gi.shape[0], hidden)
     outputs = []
-    for t in range(x.shape[1]):
+    for gi_t in gi.unbind(1):  # views whose backward is O(1), not a full-length scatter
         gh = F.linear(h, weight_hh, bias_hh)
-        i_r, i_z, i_n = gi[:, t].chunk(3, dim=-1)
+        i_r, i_z, i_n = gi_t.chunk(3, dim=-1)
         h_r, h_z, h_n = gh.chunk(3, dim=-1)
         r = torch.sigmoid(i_r + h_r)
         z = torch.sigmoid(i_z + h_z)
@@ -156,11 +154,12 @@ class TCNClassifier(nn.Module):
         return self.head(torch.cat([h.mean(dim=2), h[:, :, -1]], dim=-1)).squeeze(-1)
 
 
+#: classifier.arch -> class (the schema lists the same names; a test checks they agree)
+ARCHS: dict[str, type[nn.Module]] = {"gru": GRUClassifier, "tcn": TCNClassifier}
+
+
 def build_classifier(
     arch: str, n_features: int, hidden: int, layers: int, dropout: float
 ) -> nn.Module:
     """A ``gru`` or ``tcn`` classifier mapping (B, T, n_features) to (B,) logits."""
-    classes = {"gru": GRUClassifier, "tcn": TCNClassifier}
-    if arch not in classes:
-        raise ValueError(f"config key 'classifier.arch' must be one of {ARCHS}, got {arch!r}")
-    return classes[arch](n_features, hidden, layers, dropout)
+    return ARCHS[arch](n_features, hidden, layers, dropout)

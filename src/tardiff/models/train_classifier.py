@@ -20,10 +20,14 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 from torch import nn
 
-from tardiff.data import Prepared, Transform, prepare
+from tardiff.data import Prepared, Transform, prepare, prepare_memory_mb
 from tardiff.io import load_checkpoint, save_checkpoint, write_json
+from tardiff.layout import ClassifierFiles
 from tardiff.models.classifier import build_classifier
-from tardiff.runtime import measured, pick_device, seed_everything, setup_logging
+from tardiff.runtime import check_memory, measured, pick_device, progress, seed_everything
+from tardiff.settings import ClassifierSettings
+
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -44,34 +48,28 @@ def _scores(y: np.ndarray, logits: np.ndarray) -> dict[str, float]:
 
 
 def train_classifier(
-    prepared: Prepared,
-    cfg: dict[str, Any],
-    device,
-    seed: int,
-    log: logging.Logger | None = None,
+    prepared: Prepared, settings: ClassifierSettings, device, seed: int
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Train a classifier per the ``classifier`` config section; return (model.eval(), metrics)."""
-    log = log or logging.getLogger("tardiff")
+    """Train a classifier with ``settings``; return (model in eval mode, metrics)."""
     prepared.require_both_classes(("train", "select"))
     seed_everything(seed)
-    model = build_classifier(
-        cfg["arch"], len(prepared.features), cfg["hidden"], cfg["layers"], cfg["dropout"]
-    ).to(device)
+    model = build_classifier(**classifier_kwargs(settings, len(prepared.features))).to(device)
     x_train = torch.as_tensor(prepared.x["train"])
     y_train = torch.as_tensor(prepared.y["train"], dtype=torch.float32)
     n_pos = float(y_train.sum())
-    pos_weight = (len(y_train) - n_pos) / n_pos if cfg["loss"] == "weighted_bce" else None
+    pos_weight = (len(y_train) - n_pos) / n_pos if settings.loss == "weighted_bce" else None
     criterion = nn.BCEWithLogitsLoss(
         pos_weight=None if pos_weight is None else torch.tensor(pos_weight, device=device)
     )
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     gen = torch.Generator().manual_seed(seed)
     best = {"auprc": -np.inf, "epoch": 0, "state": None}
     history = []
-    for epoch in range(1, cfg["max_epochs"] + 1):
+    epochs = progress(range(1, settings.max_epochs + 1), settings.max_epochs, "classifier", "epoch")
+    for epoch in epochs:
         model.train()
         total = 0.0
-        for idx in torch.randperm(len(x_train), generator=gen).split(cfg["batch_size"]):
+        for idx in torch.randperm(len(x_train), generator=gen).split(settings.batch_size):
             xb, yb = x_train[idx].to(device), y_train[idx].to(device)
             loss = criterion(model(xb), yb)
             opt.zero_grad(set_to_none=True)
@@ -81,20 +79,15 @@ def train_classifier(
         model.eval()
         val = _scores(prepared.y["select"], predict_logits(model, prepared.x["select"], device))
         history.append({"epoch": epoch, "train_loss": total / len(x_train), **val})
-        log.info(
-            "epoch %d loss %.4f select auroc %.4f auprc %.4f",
-            epoch,
-            total / len(x_train),
-            val["auroc"],
-            val["auprc"],
-        )
+        log.info("epoch %d loss %.4f select auroc %.4f auprc %.4f",
+                 epoch, total / len(x_train), val["auroc"], val["auprc"])  # fmt: skip
         if val["auprc"] > best["auprc"]:
             best = {
                 "auprc": val["auprc"],
                 "epoch": epoch,
                 "state": copy.deepcopy(model.state_dict()),
             }
-        elif epoch - best["epoch"] >= cfg["patience"]:
+        elif epoch - best["epoch"] >= settings.patience:
             log.info("early stop at epoch %d (best %d)", epoch, best["epoch"])
             break
     model.load_state_dict(best["state"])
@@ -114,41 +107,43 @@ def train_classifier(
     return model, metrics
 
 
-def classifier_kwargs(cfg: dict[str, Any], n_features: int) -> dict[str, Any]:
-    """Arguments of :func:`build_classifier` from the ``classifier`` config section."""
+def classifier_kwargs(settings: ClassifierSettings, n_features: int) -> dict[str, Any]:
+    """Arguments of :func:`build_classifier` from the classifier settings."""
     keys = ("arch", "hidden", "layers", "dropout")
-    return {"n_features": n_features, **{k: cfg[k] for k in keys}}
+    return {"n_features": n_features, **{k: getattr(settings, k) for k in keys}}
 
 
 def run_classifier_stage(
-    cohort_dir: str | Path,
+    *,
+    stays: str | Path,
+    timeseries: str | Path,
     task: str,
-    out_dir: str | Path,
-    config: dict[str, Any],
-    log_file: str | None = None,
+    out: ClassifierFiles,
+    settings: ClassifierSettings,
+    seed: int,
+    device: str = "auto",
+    mem_mb: float | None = None,
 ) -> dict[str, Any]:
-    """Train the guidance classifier; write ``out_dir/model.pt`` and ``out_dir/metrics.json``."""
-    log = setup_logging(log_file)
-    cfg = config["classifier"]
-    device = pick_device(config["device"])
-    out_dir = Path(out_dir)
+    """Train the guidance classifier on a cohort; write ``out.model`` and ``out.metrics``."""
+    check_memory(prepare_memory_mb(timeseries), mem_mb, "classifier")
+    torch_device = pick_device(device)
     with measured() as watch:
-        prepared = prepare(cohort_dir, task, seed=config["seed"])
-        model, metrics = train_classifier(prepared, cfg, device, config["seed"], log)
-    metrics.update(task=task, wall_s=watch.seconds, peak_rss_mb=watch.peak_rss_mb)
+        prepared = prepare(stays, timeseries, task)
+        model, metrics = train_classifier(prepared, settings, torch_device, seed)
+    metrics.update(task=task, wall_s=watch.wall_s, peak_rss_mb=watch.peak_rss_mb)
     save_checkpoint(
         {
             "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-            "arch": classifier_kwargs(cfg, len(prepared.features)),
-            "config": cfg,
+            "arch": classifier_kwargs(settings, len(prepared.features)),
+            "config": settings.to_dict(),
             "transform": prepared.transform.state_dict(),
             "features": prepared.features,
             "seq_len": prepared.seq_len,
             "task": task,
         },
-        out_dir / "model.pt",
+        out.model,
     )
-    write_json(metrics, out_dir / "metrics.json")
+    write_json(metrics, out.metrics)
     log.info("classifier: val AUROC %.4f AUPRC %.4f", metrics["val_auroc"], metrics["val_auprc"])
     return metrics
 

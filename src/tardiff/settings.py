@@ -1,0 +1,111 @@
+"""Typed, frozen settings: one dataclass per config section.
+
+The config is validated once (:func:`tardiff.config.validate_config`, which also fills the
+schema's defaults); each section then becomes one of these objects with ``from_config``. The
+schema stays the one place that lists keys, defaults and allowed values: the fields here are the
+schema's keys (a test checks that they agree), and nothing re-checks allowed values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Self
+
+
+class _Section:
+    """``from_config`` for a dataclass whose fields are the keys of one config section."""
+
+    @classmethod
+    def from_config(cls, section: dict[str, Any]) -> Self:
+        """Build from a *validated* section (all keys present after schema defaults)."""
+        return cls(**{k: _frozen(v) for k, v in section.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (tuples become lists), e.g. for a checkpoint."""
+        return {k: _plain(v) for k, v in dataclasses.asdict(self).items()}  # type: ignore[call-overload]
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+@dataclass(frozen=True)
+class SplitSettings(_Section):
+    train: float
+    val: float
+    test: float
+    guide_fraction: float
+
+
+@dataclass(frozen=True)
+class ClassifierSettings(_Section):
+    arch: str
+    hidden: int
+    layers: int
+    dropout: float
+    loss: str
+    lr: float
+    weight_decay: float
+    batch_size: int
+    max_epochs: int
+    patience: int
+
+
+@dataclass(frozen=True)
+class InfluenceSettings(_Section):
+    source: str
+    normalize: str
+
+
+@dataclass(frozen=True)
+class DiffusionSettings(_Section):
+    base_channels: int
+    channel_mults: tuple[int, ...]
+    num_res_blocks: int
+    dropout: float
+    timesteps: int
+    schedule: str
+    prediction: str
+    label_dropout: float
+    lr: float
+    weight_decay: float
+    warmup_steps: int
+    train_steps: int
+    batch_size: int
+    ema_decay: float
+
+
+@dataclass(frozen=True)
+class GenerationSettings(_Section):
+    methods: tuple[str, ...]
+    sampler: str
+    steps: int
+    eta: float
+    scale: float
+    classifier_guidance_scale: float
+    evaluate_on: str
+    jacobian: str
+    normalize: str
+    n_samples: int | None
+    batch_size: int
+    seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class EvaluationSettings(_Section):
+    ratios: tuple[float, ...]
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    "split": SplitSettings,
+    "classifier": ClassifierSettings,
+    "influence": InfluenceSettings,
+    "diffusion": DiffusionSettings,
+    "generation": GenerationSettings,
+    "evaluation": EvaluationSettings,
+}

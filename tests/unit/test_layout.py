@@ -1,0 +1,165 @@
+"""Artifact paths: all under the results root, distinct, and usable as Snakemake patterns."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+from tardiff.config import validate_config
+from tardiff.layout import (
+    ClassifierFiles,
+    CohortFiles,
+    DiffusionFiles,
+    InfluenceFiles,
+    Layout,
+    SyntheticFiles,
+)
+
+
+def _all_paths(layout: Layout, dataset: str, task: str, method: str, seed: int | str) -> dict:
+    """Every path ``layout`` gives for one dataset/task/method/seed, keyed by method and field.
+
+    A dataset entry for ``raw_input`` is the embedded demo (its input is ``raw(dataset)``).
+    """
+    groups = {
+        "dataset_dir": layout.dataset_dir(dataset),
+        "raw": layout.raw(dataset),
+        "raw_input": layout.raw_input(dataset, {"source": "mimic3", "raw_dir": None}),
+        "cohort": layout.cohort(dataset),
+        "task_dir": layout.task_dir(dataset, task),
+        "classifier": layout.classifier(dataset, task),
+        "influence": layout.influence(dataset, task),
+        "diffusion": layout.diffusion(dataset, task),
+        "synthetic": layout.synthetic(dataset, task, method, seed),
+        "manifest": layout.manifest(dataset),
+        "log": layout.log(dataset, "train_classifier", task),
+        "benchmark": layout.benchmark(dataset, "train_classifier", task),
+    }
+    paths = {}
+    for name, value in groups.items():
+        if isinstance(value, tuple):
+            paths.update({f"{name}.{field}": p for field, p in value._asdict().items()})
+        else:
+            paths[name] = value
+    return paths
+
+
+def test_every_method_is_covered():
+    public = {
+        name
+        for name, member in inspect.getmembers(Layout, inspect.isfunction)
+        if not name.startswith("_")
+    }
+    covered = {key.split(".")[0] for key in _all_paths(Layout(), "d", "t", "m", 0)}
+    assert public == covered
+
+
+@pytest.mark.parametrize("root", ["results", "results-test", "/abs/run 1", "a/b/c"])
+def test_paths_sit_under_the_root(root):
+    layout = Layout(root)
+    for key, path in _all_paths(layout, "mimic3_demo", "mortality", "tardiff", 2).items():
+        assert isinstance(path, str), key
+        assert path.startswith(f"{root}/"), key
+        assert ".." not in Path(path).parts and "//" not in path, key
+
+
+FOLDERS = ("dataset_dir", "raw", "raw_input", "task_dir")
+# how many of (dataset, task, method, seed) each file depends on
+SCOPE = {"cohort": 1, "manifest": 1, "classifier": 2, "influence": 2, "diffusion": 2, "log": 2}
+SCOPE |= {"benchmark": 2, "synthetic": 4}
+
+
+def test_names_are_unique_across_stages():
+    files = {
+        key: path
+        for key, path in _all_paths(Layout("results"), "d", "mortality", "tardiff", 0).items()
+        if key not in FOLDERS
+    }
+    assert len(set(files.values())) == len(files)
+    # each stage writes into a folder of its own
+    folders = {key: str(Path(path).parent) for key, path in files.items()}
+    for stage in ("cohort", "classifier", "influence", "diffusion", "synthetic"):
+        own = {d for k, d in folders.items() if k.startswith(f"{stage}.")}
+        others = {d for k, d in folders.items() if not k.startswith(f"{stage}.")}
+        assert len(own) == 1 and not own & others, stage
+
+
+def test_other_datasets_tasks_methods_and_seeds_never_collide():
+    variants = [
+        ("d", "mortality", "tardiff", 0),
+        ("d", "icu_stay", "tardiff", 0),
+        ("d", "mortality", "conditional", 0),
+        ("d", "mortality", "tardiff", 1),
+        ("e", "mortality", "tardiff", 0),
+    ]
+    owner: dict[str, set] = {}
+    for variant in variants:
+        for key, path in _all_paths(Layout("results"), *variant).items():
+            if key not in FOLDERS:
+                owner.setdefault(path, set()).add((key, variant[: SCOPE[key.split(".")[0]]]))
+    shared = {path: owners for path, owners in owner.items() if len(owners) > 1}
+    assert not shared
+
+
+def test_wildcards_pass_through():
+    layout = Layout("results")
+    assert (
+        layout.classifier("{dataset}", "{task}").model
+        == "results/{dataset}/{task}/classifier/model.pt"
+    )
+    assert layout.synthetic("{dataset}", "{task}", "{method}", "{seed}") == SyntheticFiles(
+        "results/{dataset}/{task}/synthetic/{method}/seed{seed}.parquet",
+        "results/{dataset}/{task}/synthetic/{method}/seed{seed}.json",
+        "results/{dataset}/{task}/synthetic/{method}/seed{seed}_diagnostics.csv",
+    )
+    assert layout.cohort("{dataset}").stays == "results/{dataset}/cohort/stays.parquet"
+    assert (
+        layout.log("{dataset}", "influence", "{task}")
+        == "results/{dataset}/logs/{task}/influence.log"
+    )
+    assert layout.benchmark("{dataset}", "extract") == "results/{dataset}/benchmarks/extract.tsv"
+
+
+def test_concrete_paths_and_types():
+    layout = Layout("results-test")
+    assert layout.influence("d", "t") == InfluenceFiles(
+        "results-test/d/t/influence/G.pt",
+        "results-test/d/t/influence/grad_norms.csv",
+        "results-test/d/t/influence/summary.json",
+    )
+    assert isinstance(layout.classifier("d", "t"), ClassifierFiles)
+    assert isinstance(layout.diffusion("d", "t"), DiffusionFiles)
+    assert layout.diffusion("d", "t").plot == "results-test/d/t/diffusion/loss.png"
+    assert layout.manifest("d") == "results-test/d/manifest.json"
+    # a results root given as a config value with a trailing slash
+    assert Layout.from_config({"results_dir": "runs/a/"}).cohort("d").summary == (
+        "runs/a/d/cohort/summary.json"
+    )
+
+
+@pytest.mark.parametrize("folder", ["some/dir", Path("some/dir")], ids=["str", "Path"])
+def test_cohort_files_in_dir(folder):
+    files = CohortFiles.in_dir(folder)
+    assert files == CohortFiles(
+        "some/dir/stays.parquet", "some/dir/timeseries.parquet", "some/dir/summary.json"
+    )
+    assert Layout("r").cohort("d") == CohortFiles.in_dir("r/d/cohort")
+
+
+def test_raw_input_per_source():
+    config = validate_config(
+        {
+            "datasets": {
+                "demo": {"source": "eicu"},
+                "real": {"source": "mimic3", "raw_dir": "/data/mimic-iii/1.4"},
+                "cohort": {"source": "yaib", "path": "/data/yaib/mortality24", "tasks": {"m": {}}},
+            }
+        }
+    )
+    layout = Layout("results")
+    entries = config["datasets"]
+    assert layout.raw_input("demo", entries["demo"]) == "results/demo/raw" == layout.raw("demo")
+    assert layout.raw_input("real", entries["real"]) == "/data/mimic-iii/1.4"
+    assert layout.raw_input("cohort", entries["cohort"]) == "/data/yaib/mortality24"
