@@ -1,11 +1,11 @@
 """Diffusion-training throughput against torch threads, measured side by side.
 
 Chooses the ``threads:`` of the torch rules: trains the default config's denoiser on random data
-shaped like each demo dataset for a fixed number of steps, once per thread count, each run in a
-fresh process (so one run's thread pool cannot affect the next), and prints steps/s and the
-speed-up over one thread. Run it on an otherwise idle machine.
+shaped like each dataset of a config for a fixed number of steps, once per thread count, each
+run in a fresh process (so one run's thread pool cannot affect the next), and prints steps/s and
+the speed-up over one thread. Run it on an otherwise idle machine.
 
-    python benchmarks/threads.py [--steps 60] [--threads 1 2]
+    python benchmarks/threads.py [--steps 60] [--threads 1 2] [--extra-steps 288]
 """
 
 from __future__ import annotations
@@ -31,16 +31,28 @@ train_diffusion(x, y, DiffusionSettings.from_config(section), "cpu", 0)
 print(json.dumps({"steps_per_s": steps / (time.perf_counter() - start)}))
 """
 
-SHAPES = {"mimic3_demo (24 x 7)": (24, 7), "eicu_demo (288 x 3)": (288, 3)}
+
+def shapes(config_path: str) -> dict[str, tuple[int, int]]:
+    """Series shape (T, C) of every dataset of a config."""
+    from tardiff.config import load_config, n_steps
+
+    datasets = load_config(config_path)["datasets"]
+    return {
+        f"{name} ({n_steps(e)} x {len(e['features'])})": (n_steps(e), len(e["features"]))
+        for name, e in datasets.items()
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--config", default="config/config.yaml", help="datasets to mimic")
+    parser.add_argument("--extra-steps", type=int, nargs="*", default=[], help="more T (C=3)")
     args = parser.parse_args()
+    cases = {**shapes(args.config), **{f"T={t} x 3": (t, 3) for t in args.extra_steps}}
     print("| series | threads | steps/s | speed-up |\n|---|---|---|---|")
-    for name, (seq_len, n_features) in SHAPES.items():
+    for name, (seq_len, n_features) in cases.items():
         base = None
         for threads in args.threads:
             argv = [str(v) for v in (threads, args.steps, seq_len, n_features)]

@@ -29,9 +29,25 @@ MEM_MB = {
     "train_diffusion": 1500,
     "generate": 1500,
 }
-# Threads per torch job: the cores shared by the (dataset, task) pairs that train side by side,
-# so a one-pair run uses every core and parallel jobs do not oversubscribe them.
-TORCH_THREADS = max(1, workflow.cores // max(1, min(len(PAIRS), workflow.cores)))
+
+
+def requested_pairs():
+    """(dataset, task) pairs of the datasets this run asks for (all without dataset targets)."""
+    targets = workflow.dag_settings.targets if workflow.dag_settings else ()
+    wanted = {d for d in DATASETS for t in targets if d in Path(t).parts}
+    return [(d, t) for d, t in PAIRS if d in (wanted or DATASETS)]
+
+
+def diffusion_threads(wildcards):
+    """Threads of a diffusion-training job (the one that dominates a run): the cores shared by
+    the (dataset, task) pairs that train side by side, so a one-pair run uses every core and
+    parallel jobs do not oversubscribe them. Measured (benchmarks/threads.py, 2 cores): 2 threads
+    train 1.3-1.5x faster than 1, so two 1-thread jobs side by side beat two 2-thread jobs in a
+    row. The other torch jobs are short and take one thread, so they run side by side.
+    """
+    pairs = len(requested_pairs())
+    return max(1, workflow.cores // max(1, min(pairs, workflow.cores)))
+
 
 # Locally, Snakemake bounds memory only when told how much there is: default to what this
 # machine has available, so jobs whose mem_mb add up to more are never run side by side.

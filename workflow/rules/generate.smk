@@ -14,7 +14,6 @@ rule generate:
         LAYOUT.benchmark("{dataset}", "generate_{method}_seed{seed}", "{task}")
     conda:
         "../../envs/torch.yaml"
-    threads: TORCH_THREADS
     resources:
         mem_mb=MEM_MB["generate"],
         gpu=1,

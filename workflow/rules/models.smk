@@ -15,7 +15,6 @@ rule train_classifier:
         LAYOUT.benchmark("{dataset}", "train_classifier", "{task}")
     conda:
         "../../envs/torch.yaml"
-    threads: TORCH_THREADS
     resources:
         mem_mb=MEM_MB["train_classifier"],
         gpu=1,
@@ -42,7 +41,6 @@ rule influence:
         LAYOUT.benchmark("{dataset}", "influence", "{task}")
     conda:
         "../../envs/torch.yaml"
-    threads: TORCH_THREADS
     resources:
         mem_mb=MEM_MB["influence"],
         gpu=1,
@@ -67,7 +65,7 @@ rule train_diffusion:
         LAYOUT.benchmark("{dataset}", "train_diffusion", "{task}")
     conda:
         "../../envs/torch.yaml"
-    threads: TORCH_THREADS
+    threads: diffusion_threads
     resources:
         mem_mb=MEM_MB["train_diffusion"],
         gpu=1,
