@@ -25,11 +25,11 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from tardiff.config import load_config, n_steps
+from tardiff.config import load_config
 from tardiff.demo import simulator as sim
 from tardiff.demo import write_demo
 from tardiff.layout import CohortFiles
-from tardiff.settings import SplitSettings
+from tardiff.settings import DatasetSettings, SplitSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,11 +69,11 @@ def from_extraction(name: str, config: dict, n_stays: int, work: Path):
     """Demo → ``build_cohort`` → (grid, labels per task, train mask, test mask)."""
     from tardiff.extract import build_cohort
 
-    entry = config["datasets"][name]
+    entry = DatasetSettings.from_config(config["datasets"][name])
     raw, out = work / name / "raw", CohortFiles.in_dir(work / name / "cohort")
     split_settings = SplitSettings.from_config(config["split"])
     start = time.perf_counter()
-    demo = write_demo(entry["source"], raw, n_stays, config["seed"])
+    demo = write_demo(entry.source, raw, n_stays, config["seed"])
     cohort = build_cohort(entry, raw, out, split_settings, config["seed"])
     print(
         f"{name}: demo {demo['wall_s']:.1f} s, extraction {time.perf_counter() - start:.1f} s "
@@ -81,8 +81,8 @@ def from_extraction(name: str, config: dict, n_stays: int, work: Path):
     )
     stays = pd.read_parquet(out.stays).sort_values("stay_id")
     ts = pd.read_parquet(out.timeseries).sort_values(["stay_id", "step"])
-    grid = ts[entry["features"]].to_numpy(float).reshape(len(stays), n_steps(entry), -1)
-    labels = {task: stays[task].to_numpy() for task in entry["tasks"]}
+    grid = ts[list(entry.features)].to_numpy(float).reshape(len(stays), entry.steps, -1)
+    labels = {task: stays[task].to_numpy() for task in entry.tasks}
     split = stays["split"].to_numpy()
     return grid, labels, split == "train", split == "test"
 

@@ -50,15 +50,10 @@ def main() -> None:
     settings = GenerationSettings.from_config(config["generation"])
     scale_key = METHODS[args.method][1]
     w_star = abs(getattr(settings, scale_key)) or 1.0
-    cohort = layout.cohort(args.dataset)
     rows = []
     for w in np.linspace(-args.span * w_star, args.span * w_star, args.values):
         info = run_generation_stage(
-            stays=cohort.stays,
-            timeseries=cohort.timeseries,
-            diffusion=layout.diffusion(args.dataset, args.task).model,
-            classifier=layout.classifier(args.dataset, args.task).model,
-            influence=layout.influence(args.dataset, args.task).G,
+            **layout.generation_inputs(args.dataset, args.task),
             task=args.task,
             method=args.method,
             seed=args.seed,

@@ -26,11 +26,11 @@ import time
 import torch
 from torch.func import functional_call, grad, vmap
 
-from tardiff.guidance.influence import (
+from tardiff.guidance.influence import influence_vector
+from tardiff.guidance.per_sample import (
     detached_params,
     influence_chunk,
     influence_memory_mb,
-    influence_vector,
     per_sample_loss,
 )
 from tardiff.models.classifier import build_classifier, unrolled_rnn

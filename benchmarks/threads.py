@@ -34,12 +34,14 @@ print(json.dumps({"steps_per_s": steps / (time.perf_counter() - start)}))
 
 def shapes(config_path: str) -> dict[str, tuple[int, int]]:
     """Series shape (T, C) of every dataset of a config."""
-    from tardiff.config import load_config, n_steps
+    from tardiff.config import load_config
+    from tardiff.settings import DatasetSettings
 
     datasets = load_config(config_path)["datasets"]
+    entries = {name: DatasetSettings.from_config(e) for name, e in datasets.items()}
     return {
-        f"{name} ({n_steps(e)} x {len(e['features'])})": (n_steps(e), len(e["features"]))
-        for name, e in datasets.items()
+        f"{name} ({e.steps} x {len(e.features)})": (e.steps, len(e.features))
+        for name, e in entries.items()
     }
 
 

@@ -16,6 +16,7 @@ from tardiff.config import ConfigError, load_config
 from tardiff.layout import Layout
 from tardiff.settings import (
     ClassifierSettings,
+    DatasetSettings,
     DiffusionSettings,
     GenerationSettings,
     InfluenceSettings,
@@ -33,16 +34,16 @@ def _cmd_validate(args, config, layout):
 def _cmd_demo(args, config, layout):
     from tardiff.demo import write_demo
 
-    entry = config["datasets"][args.dataset]
+    entry = DatasetSettings.from_config(config["datasets"][args.dataset])
     out = layout.raw(args.dataset)
     log.info("writing %s", out)
-    write_demo(entry["source"], out, n_stays=entry["demo"]["n_stays"], seed=config["seed"])
+    write_demo(entry.source, out, n_stays=entry.demo.n_stays, seed=config["seed"])
 
 
 def _cmd_extract(args, config, layout):
     from tardiff.extract import build_cohort
 
-    entry = config["datasets"][args.dataset]
+    entry = DatasetSettings.from_config(config["datasets"][args.dataset])
     out = layout.cohort(args.dataset)
     log.info("writing %s", ", ".join(out))
     split = SplitSettings.from_config(config["split"])
@@ -52,10 +53,8 @@ def _cmd_extract(args, config, layout):
 def _cmd_train_classifier(args, config, layout):
     from tardiff.models.train_classifier import run_classifier_stage
 
-    cohort = layout.cohort(args.dataset)
     run_classifier_stage(
-        stays=cohort.stays,
-        timeseries=cohort.timeseries,
+        **layout.cohort_inputs(args.dataset),
         task=args.task,
         out=layout.classifier(args.dataset, args.task),
         settings=ClassifierSettings.from_config(config["classifier"]),
@@ -67,10 +66,8 @@ def _cmd_train_classifier(args, config, layout):
 def _cmd_influence(args, config, layout):
     from tardiff.guidance.influence import run_influence_stage
 
-    cohort = layout.cohort(args.dataset)
     run_influence_stage(
-        stays=cohort.stays,
-        timeseries=cohort.timeseries,
+        **layout.cohort_inputs(args.dataset),
         classifier=layout.classifier(args.dataset, args.task).model,
         task=args.task,
         out=layout.influence(args.dataset, args.task),
@@ -82,10 +79,8 @@ def _cmd_influence(args, config, layout):
 def _cmd_train_diffusion(args, config, layout):
     from tardiff.diffusion.train import run_diffusion_stage
 
-    cohort = layout.cohort(args.dataset)
     run_diffusion_stage(
-        stays=cohort.stays,
-        timeseries=cohort.timeseries,
+        **layout.cohort_inputs(args.dataset),
         task=args.task,
         out=layout.diffusion(args.dataset, args.task),
         settings=DiffusionSettings.from_config(config["diffusion"]),
@@ -97,13 +92,8 @@ def _cmd_train_diffusion(args, config, layout):
 def _cmd_generate(args, config, layout):
     from tardiff.generate import run_generation_stage
 
-    cohort = layout.cohort(args.dataset)
     run_generation_stage(
-        stays=cohort.stays,
-        timeseries=cohort.timeseries,
-        diffusion=layout.diffusion(args.dataset, args.task).model,
-        classifier=layout.classifier(args.dataset, args.task).model,
-        influence=layout.influence(args.dataset, args.task).G,
+        **layout.generation_inputs(args.dataset, args.task),
         task=args.task,
         method=args.method,
         seed=args.seed,

@@ -106,13 +106,3 @@ def dataset_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
     if 60 * entry["hours"] % entry["resolution_minutes"]:
         raise ConfigError(f"config key 'datasets.{name}.resolution_minutes' must divide hours * 60")
     return entry
-
-
-def n_steps(entry: dict[str, Any]) -> int:
-    """Number of grid steps T of a dataset's time series."""
-    return 60 * entry["hours"] // entry["resolution_minutes"]
-
-
-def uses_demo(entry: dict[str, Any]) -> bool:
-    """Whether the dataset's raw tables come from the embedded demo simulator."""
-    return entry["source"] in {"mimic3", "eicu"} and entry.get("raw_dir") is None

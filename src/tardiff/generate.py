@@ -132,7 +132,7 @@ def run_generation_stage(
             model, schedule, labels, prepared.seq_len, len(prepared.features),
             batch_size=settings.batch_size, sampler=settings.sampler, steps=settings.steps,
             eta=settings.eta, guidance=_guidance(method, clf, G, settings), seed=seed,
-            device=torch_device, progress=True, log=log,
+            device=torch_device, progress=True,
         )  # fmt: skip
     mean_influence = _mean_influence(clf, G, x_norm, labels, torch_device)
     frame = to_timeseries_frame(transform.inverse(x_norm), labels, prepared.features, task)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tardiff.config import uses_demo
+from tardiff.settings import DatasetSettings
 
 
 class CohortFiles(NamedTuple):
@@ -85,14 +85,28 @@ class Layout:
         """Folder of the embedded demo's raw tables."""
         return f"{self.dataset_dir(dataset)}/raw"
 
-    def raw_input(self, dataset: str, entry: dict[str, Any]) -> str:
+    def raw_input(self, dataset: str, entry: DatasetSettings) -> str:
         """What extraction reads: the demo folder, the user's ``raw_dir`` or a YAIB ``path``."""
-        if uses_demo(entry):
+        if entry.uses_demo:
             return self.raw(dataset)
-        return str(entry["path"] if entry["source"] == "yaib" else entry["raw_dir"])
+        return str(entry.path if entry.source == "yaib" else entry.raw_dir)
 
     def cohort(self, dataset: str) -> CohortFiles:
         return CohortFiles.in_dir(f"{self.dataset_dir(dataset)}/cohort")
+
+    def cohort_inputs(self, dataset: str) -> dict[str, str]:
+        """What every model stage reads of the cohort (the summary is for people)."""
+        cohort = self.cohort(dataset)
+        return {"stays": cohort.stays, "timeseries": cohort.timeseries}
+
+    def generation_inputs(self, dataset: str, task: str) -> dict[str, str]:
+        """Everything the generation stage reads."""
+        return {
+            **self.cohort_inputs(dataset),
+            "diffusion": self.diffusion(dataset, task).model,
+            "classifier": self.classifier(dataset, task).model,
+            "influence": self.influence(dataset, task).G,
+        }
 
     def task_dir(self, dataset: str, task: str) -> str:
         return f"{self.dataset_dir(dataset)}/{task}"

@@ -35,6 +35,55 @@ def _plain(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class DemoSettings(_Section):
+    n_stays: int
+
+
+@dataclass(frozen=True)
+class TaskSettings(_Section):
+    threshold_days: float
+
+
+@dataclass(frozen=True)
+class DatasetSettings(_Section):
+    """One entry of ``datasets:`` with the source's defaults filled in by the validation."""
+
+    source: str
+    raw_dir: str | None
+    path: str | None
+    demo: DemoSettings
+    hours: int
+    resolution_minutes: int
+    features: tuple[str, ...]
+    item_ids: dict[str, tuple[int, ...]]
+    tasks: dict[str, TaskSettings]
+
+    @classmethod
+    def from_config(cls, section: dict[str, Any]) -> Self:
+        """Build from a validated dataset entry (``validate_config(...)["datasets"][name]``)."""
+        return cls(
+            **{
+                **section,
+                "path": section.get("path"),
+                "demo": DemoSettings.from_config(section["demo"]),
+                "features": tuple(section["features"]),
+                "item_ids": {k: tuple(v) for k, v in section["item_ids"].items()},
+                "tasks": {k: TaskSettings.from_config(v) for k, v in section["tasks"].items()},
+            }
+        )
+
+    @property
+    def steps(self) -> int:
+        """Number of grid steps T of the dataset's time series."""
+        return 60 * self.hours // self.resolution_minutes
+
+    @property
+    def uses_demo(self) -> bool:
+        """Whether the raw tables come from the embedded demo simulator."""
+        return self.source in {"mimic3", "eicu"} and self.raw_dir is None
+
+
+@dataclass(frozen=True)
 class SplitSettings(_Section):
     train: float
     val: float

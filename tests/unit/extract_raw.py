@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from tardiff.config import validate_config
-from tardiff.settings import SplitSettings
+from tardiff.settings import DatasetSettings, SplitSettings
 
 MIMIC_COLUMNS = {
     "PATIENTS": "ROW_ID SUBJECT_ID GENDER DOB DOD DOD_HOSP DOD_SSN EXPIRE_FLAG",
@@ -279,13 +279,13 @@ def eicu_basic(n: int = 20) -> Eicu:
     return e
 
 
-def entry(source: str = "mimic3", **overrides) -> dict:
+def entry(source: str = "mimic3", **overrides) -> DatasetSettings:
     """A resolved dataset entry: the source's defaults as tardiff.config fills them in."""
     raw = {"source": source}
     if source == "yaib":
         raw.update(path="unused", features=["hr", "sbp", "o2sat"], tasks={"mortality24": {}})
-    resolved = validate_config({"datasets": {"d": raw}})["datasets"]["d"]
-    return {**resolved, **overrides}
+    resolved = validate_config({"datasets": {"d": {**raw, **overrides}}})["datasets"]["d"]
+    return DatasetSettings.from_config(resolved)
 
 
 SPLIT = SplitSettings.from_config(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tardiff.config import ConfigError, load_config, n_steps, schema, uses_demo, validate_config
+from tardiff.config import ConfigError, load_config, schema, validate_config
 from tardiff.diffusion.samplers import STEPPERS
 from tardiff.diffusion.schedule import BETAS, PREDICTIONS
 from tardiff.generate import METHODS
@@ -17,7 +17,7 @@ from tardiff.guidance.influence import select_source
 from tardiff.guidance.terms import TERMS
 from tardiff.layout import Layout
 from tardiff.models.classifier import ARCHS
-from tardiff.settings import SECTIONS
+from tardiff.settings import SECTIONS, DatasetSettings, DemoSettings, TaskSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "config").glob("*.yaml")) + sorted((ROOT / "config/examples").glob("*"))
@@ -37,16 +37,17 @@ def test_defaults_filled_per_source():
     )
     m, e = config["datasets"]["m"], config["datasets"]["e"]
     assert m["features"] == ["hr", "sbp", "dbp", "mbp", "rr", "temp", "spo2"]
-    assert (n_steps(m), n_steps(e)) == (24, 288)
-    assert e["tasks"]["icu_stay"]["threshold_days"] == 3
-    assert uses_demo(m) and config["split"]["train"] == 0.8
+    typed_m, typed_e = DatasetSettings.from_config(m), DatasetSettings.from_config(e)
+    assert (typed_m.steps, typed_e.steps) == (24, 288)
+    assert typed_e.tasks["icu_stay"].threshold_days == 3
+    assert typed_m.uses_demo and config["split"]["train"] == 0.8
     assert config["diffusion"]["timesteps"] == 1000 and config["seed"] == 3
     assert config["results_dir"] == "results"
 
 
 def test_real_data_entry_is_not_demo():
     config = validate_config({"datasets": {"m": {"source": "mimic3", "raw_dir": "/x"}}})
-    assert not uses_demo(config["datasets"]["m"])
+    assert not DatasetSettings.from_config(config["datasets"]["m"]).uses_demo
 
 
 @pytest.mark.parametrize(
@@ -127,6 +128,26 @@ def test_results_dir_of_test_config():
 def test_settings_fields_are_the_schema_keys(section):
     fields = [f.name for f in dataclasses.fields(SECTIONS[section])]
     assert fields == list(schema()["properties"][section]["properties"])
+
+
+def test_dataset_settings_fields_are_the_schema_keys():
+    defs = schema()["$defs"]
+    fields = [f.name for f in dataclasses.fields(DatasetSettings)]
+    assert fields == list(defs["dataset"]["properties"])
+    nested = {"demo": DemoSettings, "tasks": TaskSettings}
+    for key, cls in nested.items():
+        spec = defs["dataset"]["properties"][key]
+        props = spec["properties"] if "properties" in spec else defs["task"]["properties"]
+        assert [f.name for f in dataclasses.fields(cls)] == list(props), key
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=str)
+def test_dataset_settings_from_every_shipped_config(path):
+    for entry in load_config(path)["datasets"].values():
+        typed = DatasetSettings.from_config(entry)
+        assert typed.steps * typed.resolution_minutes == 60 * typed.hours
+        assert list(typed.tasks) == list(entry["tasks"])
+        assert typed.uses_demo == (entry["source"] != "yaib" and entry["raw_dir"] is None)
 
 
 def test_schema_enums_match_dispatch_tables():

@@ -33,7 +33,7 @@ def test_labels_static_and_schema(tmp_path):
     assert stays.loc[200002].mortality == 1 and stays.loc[200003].mortality == 0
     assert stays.loc[200005].age == pytest.approx(44, abs=0.01)
     assert str(ts.dtypes["stay_id"]) == "int64" and str(ts.dtypes["step"]) == "int16"
-    assert all(str(ts.dtypes[f]) == "float32" for f in entry()["features"])
+    assert all(str(ts.dtypes[f]) == "float32" for f in entry().features)
     assert str(stays.dtypes["mortality"]) == "int8" and str(stays.dtypes["age"]) == "float32"
     assert summary["n_stays"] == 21 and summary["rows_scanned"]["CHARTEVENTS"] == 21
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from tardiff.guidance.influence import per_sample_grads
+from tardiff.guidance.per_sample import per_sample_grads
 from tardiff.guidance.terms import (
     RNN_PATHS,
     TERMS,

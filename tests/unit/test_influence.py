@@ -4,15 +4,14 @@ import pytest
 import torch
 
 from tardiff.guidance.influence import (
-    influence_memory_mb,
     influence_vector,
     load_influence,
     minority_label,
-    per_sample_grads,
     run_influence_stage,
     save_influence,
     select_source,
 )
+from tardiff.guidance.per_sample import influence_memory_mb, per_sample_grads
 from tardiff.io import read_json
 from tardiff.layout import Layout
 from tardiff.models.classifier import build_classifier

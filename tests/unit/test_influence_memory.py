@@ -5,12 +5,12 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from tardiff.guidance.influence import (
+from tardiff.guidance.influence import influence_vector
+from tardiff.guidance.per_sample import (
     MAX_CHUNK,
     detached_params,
     influence_chunk,
     influence_memory_mb,
-    influence_vector,
     per_sample_grads,
     per_sample_loss,
 )

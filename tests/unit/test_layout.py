@@ -16,6 +16,11 @@ from tardiff.layout import (
     Layout,
     SyntheticFiles,
 )
+from tardiff.settings import DatasetSettings
+
+DEMO_ENTRY = DatasetSettings.from_config(
+    validate_config({"datasets": {"d": {"source": "mimic3"}}})["datasets"]["d"]
+)
 
 
 def _all_paths(layout: Layout, dataset: str, task: str, method: str, seed: int | str) -> dict:
@@ -26,7 +31,9 @@ def _all_paths(layout: Layout, dataset: str, task: str, method: str, seed: int |
     groups = {
         "dataset_dir": layout.dataset_dir(dataset),
         "raw": layout.raw(dataset),
-        "raw_input": layout.raw_input(dataset, {"source": "mimic3", "raw_dir": None}),
+        "raw_input": layout.raw_input(dataset, DEMO_ENTRY),
+        "cohort_inputs": layout.cohort_inputs(dataset),
+        "generation_inputs": layout.generation_inputs(dataset, task),
         "cohort": layout.cohort(dataset),
         "task_dir": layout.task_dir(dataset, task),
         "classifier": layout.classifier(dataset, task),
@@ -41,6 +48,8 @@ def _all_paths(layout: Layout, dataset: str, task: str, method: str, seed: int |
     for name, value in groups.items():
         if isinstance(value, tuple):
             paths.update({f"{name}.{field}": p for field, p in value._asdict().items()})
+        elif isinstance(value, dict):
+            paths.update({f"{name}.{field}": p for field, p in value.items()})
         else:
             paths[name] = value
     return paths
@@ -66,6 +75,7 @@ def test_paths_sit_under_the_root(root):
 
 
 FOLDERS = ("dataset_dir", "raw", "raw_input", "task_dir")
+BUNDLES = ("cohort_inputs", "generation_inputs")  # what a stage reads: other stages' outputs
 # how many of (dataset, task, method, seed) each file depends on
 SCOPE = {"cohort": 1, "manifest": 1, "classifier": 2, "influence": 2, "diffusion": 2, "log": 2}
 SCOPE |= {"benchmark": 2, "synthetic": 4}
@@ -75,7 +85,7 @@ def test_names_are_unique_across_stages():
     files = {
         key: path
         for key, path in _all_paths(Layout("results"), "d", "mortality", "tardiff", 0).items()
-        if key not in FOLDERS
+        if key.split(".")[0] not in FOLDERS + BUNDLES
     }
     assert len(set(files.values())) == len(files)
     # each stage writes into a folder of its own
@@ -97,7 +107,7 @@ def test_other_datasets_tasks_methods_and_seeds_never_collide():
     owner: dict[str, set] = {}
     for variant in variants:
         for key, path in _all_paths(Layout("results"), *variant).items():
-            if key not in FOLDERS:
+            if key.split(".")[0] not in FOLDERS + BUNDLES:
                 owner.setdefault(path, set()).add((key, variant[: SCOPE[key.split(".")[0]]]))
     shared = {path: owners for path, owners in owner.items() if len(owners) > 1}
     assert not shared
@@ -159,7 +169,19 @@ def test_raw_input_per_source():
         }
     )
     layout = Layout("results")
-    entries = config["datasets"]
+    entries = {k: DatasetSettings.from_config(v) for k, v in config["datasets"].items()}
     assert layout.raw_input("demo", entries["demo"]) == "results/demo/raw" == layout.raw("demo")
     assert layout.raw_input("real", entries["real"]) == "/data/mimic-iii/1.4"
     assert layout.raw_input("cohort", entries["cohort"]) == "/data/yaib/mortality24"
+
+
+def test_input_bundles_are_the_producing_stages_outputs():
+    layout = Layout("r")
+    cohort = layout.cohort("d")
+    assert layout.cohort_inputs("d") == {"stays": cohort.stays, "timeseries": cohort.timeseries}
+    assert layout.generation_inputs("d", "t") == {
+        **layout.cohort_inputs("d"),
+        "diffusion": layout.diffusion("d", "t").model,
+        "classifier": layout.classifier("d", "t").model,
+        "influence": layout.influence("d", "t").G,
+    }

@@ -8,6 +8,7 @@ from tardiff.config import validate_config
 from tardiff.layout import Layout
 from tardiff.provenance import source_hash
 from tardiff.runtime import available_mem_mb
+from tardiff.settings import DatasetSettings
 
 CFG = validate_config(
     config
@@ -18,16 +19,16 @@ METHODS = CFG["generation"]["methods"]
 SEEDS = CFG["generation"]["seeds"]
 PAIRS = [(d, t) for d in DATASETS for t in DATASETS[d]["tasks"]]
 
-# Peak memory (MiB) per job of each rule, measured on the default config (README) plus a margin.
-# Stages estimate their need before allocating and fail with a message above this; raise it for
+# Memory (MiB) per job: the peak RSS measured on the default config (README) with headroom.
+# Stages estimate their need before allocating and fail with a message above it; raise it for
 # larger cohorts with --set-resources RULE:mem_mb=N.
 MEM_MB = {
-    "demo_raw": 1000,
-    "extract_cohort": 2000,
-    "train_classifier": 1500,
-    "influence": 2000,
-    "train_diffusion": 1500,
-    "generate": 1500,
+    "demo_raw": 1000,  # measured 491
+    "extract_cohort": 1500,  # 410; DuckDB is capped at 1 GB (benchmarks/extraction.py)
+    "train_classifier": 1000,  # 557
+    "influence": 1000,  # 509; 288 steps x 2000 stays: 762 (benchmarks/influence_memory.py)
+    "train_diffusion": 1500,  # 845
+    "generate": 1000,  # 632
 }
 
 
@@ -63,7 +64,8 @@ wildcard_constraints:
 
 
 def raw_input(wildcards):
-    return LAYOUT.raw_input(wildcards.dataset, DATASETS[wildcards.dataset])
+    entry = DatasetSettings.from_config(DATASETS[wildcards.dataset])
+    return LAYOUT.raw_input(wildcards.dataset, entry)
 
 
 def dataset_targets(dataset):

@@ -1,11 +1,7 @@
 rule generate:
     """Synthetic samples of one method and seed, in physical units."""
     input:
-        stays=COHORT.stays,
-        timeseries=COHORT.timeseries,
-        diffusion=rules.train_diffusion.output.model,
-        classifier=rules.train_classifier.output.model,
-        influence=rules.influence.output.G,
+        **LAYOUT.generation_inputs("{dataset}", "{task}"),
     output:
         **LAYOUT.synthetic("{dataset}", "{task}", "{method}", "{seed}")._asdict(),
     log:

@@ -1,12 +1,11 @@
-COHORT = LAYOUT.cohort("{dataset}")
+COHORT_INPUTS = LAYOUT.cohort_inputs("{dataset}")
 STAGE_CODE = ("data", "io", "layout", "settings", "runtime")
 
 
 rule train_classifier:
     """Guidance classifier on the real training split (early stopping on validation AUPRC)."""
     input:
-        stays=COHORT.stays,
-        timeseries=COHORT.timeseries,
+        **COHORT_INPUTS,
     output:
         **LAYOUT.classifier("{dataset}", "{task}")._asdict(),
     log:
@@ -30,8 +29,7 @@ rule train_classifier:
 rule influence:
     """Influence vector G over the guidance part of the validation split."""
     input:
-        stays=COHORT.stays,
-        timeseries=COHORT.timeseries,
+        **COHORT_INPUTS,
         classifier=rules.train_classifier.output.model,
     output:
         **LAYOUT.influence("{dataset}", "{task}")._asdict(),
@@ -55,8 +53,7 @@ rule influence:
 rule train_diffusion:
     """Class-conditional diffusion model (EMA weights) on the real training split."""
     input:
-        stays=COHORT.stays,
-        timeseries=COHORT.timeseries,
+        **COHORT_INPUTS,
     output:
         **LAYOUT.diffusion("{dataset}", "{task}")._asdict(),
     log:

@@ -30,14 +30,13 @@ The ``ddim``/``dpm_solver++`` grid has ``k`` steps ``t_j = round((k - j) T / k) 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from tardiff.diffusion.schedule import NoiseSchedule
+from tardiff.runtime import progress as progress_bar
 
 Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int, float], torch.Tensor]
 
@@ -289,11 +288,11 @@ def generate(
     progress: bool = True,
     cfg_scale: float = 0.0,
     clip_x0: float | None = None,
-    log: logging.Logger | None = None,
 ) -> tuple[np.ndarray, list[dict]]:
     """Sample one series per entry of ``labels`` in mini-batches; returns float32 ``(N, T, C)``.
 
-    ``progress`` shows a tqdm bar; ``log`` (e.g. the rule's log) gets one line per mini-batch.
+    ``progress`` shows a tqdm bar and logs the count, rate and time left every 30 s (the rule's
+    log shows them).
 
     Deterministic for a given ``seed`` and ``batch_size``: one CPU generator seeded from ``seed``
     feeds all batches in order. ``device`` defaults to the model's device. Diagnostics are the
@@ -307,7 +306,9 @@ def generate(
     labels = np.asarray(labels, dtype=np.int64)
     chunks, diagnostics = [], []
     starts = range(0, len(labels), batch_size)
-    for b, start in enumerate(tqdm(starts, desc=f"sampling ({sampler})", disable=not progress)):
+    if progress:
+        starts = progress_bar(starts, len(starts), f"sampling ({sampler})", "batch")
+    for b, start in enumerate(starts):
         y = torch.as_tensor(labels[start : start + batch_size], device=device)
         steps_diag: list[dict] = []
         x = sample(
@@ -317,7 +318,5 @@ def generate(
         )  # fmt: skip
         chunks.append(x.float().cpu().numpy())
         diagnostics.extend({"batch": b, **d} for d in steps_diag)
-        if log is not None:
-            log.info("sampled batch %d/%d (%s, %d steps)", b + 1, len(starts), sampler, steps)
     x = np.concatenate(chunks) if chunks else np.zeros((0, seq_len, n_features), np.float32)
     return x, diagnostics

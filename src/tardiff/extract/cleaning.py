@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from tardiff.extract.tables import ExtractError
+from tardiff.settings import TaskSettings
 from tardiff.variables import VARIABLES, Variable
 
 _NUMBER = r"^\s*([-+]?[0-9]*\.?[0-9]+)(\s.*)?$"
@@ -123,7 +124,7 @@ def sex_code(gender: pd.Series) -> pd.Series:
     return pd.Series(np.where(known, first.astype(object), None), index=gender.index, dtype=object)
 
 
-def add_static_and_labels(stays: pd.DataFrame, tasks: dict) -> pd.DataFrame:
+def add_static_and_labels(stays: pd.DataFrame, tasks: dict[str, TaskSettings]) -> pd.DataFrame:
     """Add ``age`` (clipped to 90), ``sex`` and one label column per task to candidate stays.
 
     Needs columns ``age_years``, ``gender``, ``expire`` (1 = died in hospital, null = unknown)
@@ -135,5 +136,5 @@ def add_static_and_labels(stays: pd.DataFrame, tasks: dict) -> pd.DataFrame:
         if task == "mortality":
             stays[task] = (stays["expire"] == 1).where(stays["expire"].notna())
         else:
-            stays[task] = (stays["los"] > spec["threshold_days"]).where(stays["los"].notna())
+            stays[task] = (stays["los"] > spec.threshold_days).where(stays["los"].notna())
     return stays

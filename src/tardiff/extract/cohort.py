@@ -32,7 +32,7 @@ from tardiff.extract.tables import ExtractError, Extraction, first_row
 from tardiff.io import atomic_path, write_json, write_parquet
 from tardiff.layout import CohortFiles
 from tardiff.runtime import peak_rss_mb
-from tardiff.settings import SplitSettings
+from tardiff.settings import DatasetSettings, SplitSettings
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +47,19 @@ ROW_GROUP = 1 << 20
 
 
 def build_cohort(
-    entry: dict, raw: str | Path, out: CohortFiles, split: SplitSettings, seed: int
+    entry: DatasetSettings, raw: str | Path, out: CohortFiles, split: SplitSettings, seed: int
 ) -> dict:
     """Extract a dataset entry's cohort from ``raw`` (folder or YAIB folder); return the summary.
 
     Writes ``out.stays``, ``out.timeseries`` and ``out.summary`` together: they are built in a
     staging folder next to them and moved in only when all three are complete.
     """
-    if entry["source"] not in EXTRACTORS:
-        raise ExtractError(f"unknown source {entry['source']!r} (known: {', '.join(EXTRACTORS)})")
-    unknown = [t for t in entry["tasks"] if t not in RAW_TASKS]
-    if entry["source"] != "yaib" and unknown:
+    if entry.source not in EXTRACTORS:
+        raise ExtractError(f"unknown source {entry.source!r} (known: {', '.join(EXTRACTORS)})")
+    unknown = [t for t in entry.tasks if t not in RAW_TASKS]
+    if entry.source != "yaib" and unknown:
         raise ExtractError(
-            f"unknown {entry['source']} task {unknown[0]!r} (known: {', '.join(RAW_TASKS)})"
+            f"unknown {entry.source} task {unknown[0]!r} (known: {', '.join(RAW_TASKS)})"
         )
     start = time.perf_counter()
     folder = Path(out.stays).parent
@@ -68,9 +68,9 @@ def build_cohort(
     try:
         con = connect(staging / "spill")
         try:
-            result = EXTRACTORS[entry["source"]](con, entry, str(raw), log)
+            result = EXTRACTORS[entry.source](con, entry, str(raw), log)
             stays = _final_stays(con, result, entry)
-            stays = assign_splits(stays, next(iter(entry["tasks"])), split, seed)
+            stays = assign_splits(stays, next(iter(entry.tasks)), split, seed)
             write_parquet(_stays_table(stays, entry), staging / OUTPUTS[0])
             con.register("final_ids", stays[["stay_id"]])
             con.execute("CREATE TEMP TABLE final AS SELECT stay_id FROM final_ids")
@@ -107,18 +107,20 @@ def connect(spill: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _final_stays(con: duckdb.DuckDBPyConnection, result: Extraction, entry: dict) -> pd.DataFrame:
+def _final_stays(
+    con: duckdb.DuckDBPyConnection, result: Extraction, entry: DatasetSettings
+) -> pd.DataFrame:
     """Drop stays without any value in the window; check the cohort and its labels."""
-    measured = " OR ".join(f'"{f}" IS NOT NULL' for f in entry["features"])
+    measured = " OR ".join(f'"{f}" IS NOT NULL' for f in entry.features)
     ids = con.execute(f"SELECT DISTINCT stay_id FROM binned WHERE {measured}").df()["stay_id"]
     result.exclude(
-        ~result.stays["stay_id"].isin(ids), f"no target values in the first {entry['hours']} h"
+        ~result.stays["stay_id"].isin(ids), f"no target values in the first {entry.hours} h"
     )
     stays = result.stays.sort_values("stay_id").reset_index(drop=True)
     if stays.empty:
         reasons = "; ".join(f"{e['reason']}: {e['count']}" for e in result.exclusions)
         raise ExtractError(f"empty cohort after exclusions ({reasons})")
-    for task in entry["tasks"]:
+    for task in entry.tasks:
         values = stays[task].unique()
         if len(values) < 2:
             raise ExtractError(
@@ -165,27 +167,27 @@ def assign_splits(stays: pd.DataFrame, task: str, split: SplitSettings, seed: in
     return stays
 
 
-def _stays_table(stays: pd.DataFrame, entry: dict) -> pa.Table:
+def _stays_table(stays: pd.DataFrame, entry: DatasetSettings) -> pa.Table:
     columns = {
         "stay_id": pa.array(stays["stay_id"].to_numpy(np.int64)),
         "subject_id": pa.array(stays["subject_id"].to_numpy(np.int64)),
         "split": pa.array(stays["split"].tolist(), pa.string()),
         "val_part": pa.array(stays["val_part"].tolist(), pa.string()),
     }
-    for task in entry["tasks"]:
+    for task in entry.tasks:
         columns[task] = pa.array(stays[task].to_numpy(np.int8))
     columns["age"] = pa.array(stays["age"].to_numpy(np.float32))
     columns["sex"] = pa.array(stays["sex"].tolist(), pa.string())
     return pa.table(columns)
 
 
-def write_timeseries(con: duckdb.DuckDBPyConnection, entry: dict, path: Path) -> None:
+def write_timeseries(con: duckdb.DuckDBPyConnection, entry: DatasetSettings, path: Path) -> None:
     """Stream the dense grid (T rows per stay, NaN where unmeasured) into Parquet.
 
     Row groups have a fixed size, so the same data gives the same bytes.
     """
-    features = entry["features"]
-    steps = 60 * entry["hours"] // entry["resolution_minutes"]
+    features = entry.features
+    steps = entry.steps
     values = ", ".join(f'coalesce(b."{f}", CAST(\'NaN\' AS FLOAT)) AS "{f}"' for f in features)
     reader = con.sql(
         f"""
@@ -213,19 +215,21 @@ def write_timeseries(con: duckdb.DuckDBPyConnection, entry: dict, path: Path) ->
             writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP)
 
 
-def _missingness(con: duckdb.DuckDBPyConnection, entry: dict, n_stays: int) -> dict[str, float]:
+def _missingness(
+    con: duckdb.DuckDBPyConnection, entry: DatasetSettings, n_stays: int
+) -> dict[str, float]:
     """Share of grid cells without a value, per feature."""
-    cells = n_stays * (60 * entry["hours"] // entry["resolution_minutes"])
-    counts = ", ".join(f'count(b."{f}")' for f in entry["features"])
+    cells = n_stays * entry.steps
+    counts = ", ".join(f'count(b."{f}")' for f in entry.features)
     row = first_row(con, f"SELECT {counts} FROM binned b SEMI JOIN final s USING (stay_id)")
-    return {f: round(1 - n / cells, 6) for f, n in zip(entry["features"], row, strict=True)}
+    return {f: round(1 - n / cells, 6) for f, n in zip(entry.features, row, strict=True)}
 
 
 def _summary(
-    entry: dict, stays: pd.DataFrame, result: Extraction, missing: dict, seconds: float
+    entry: DatasetSettings, stays: pd.DataFrame, result: Extraction, missing: dict, seconds: float
 ) -> dict:
     prevalence = {}
-    for task in entry["tasks"]:
+    for task in entry.tasks:
         by_split = stays.groupby("split")[task].mean()
         prevalence[task] = {
             "all": round(float(stays[task].mean()), 6),
@@ -233,13 +237,13 @@ def _summary(
         }
     rows = sum(result.rows_scanned.values())
     return {
-        "source": entry["source"],
+        "source": entry.source,
         "n_stays": len(stays),
         "n_subjects": int(stays["subject_id"].nunique()),
-        "steps": 60 * entry["hours"] // entry["resolution_minutes"],
-        "hours": entry["hours"],
-        "resolution_minutes": entry["resolution_minutes"],
-        "features": list(entry["features"]),
+        "steps": entry.steps,
+        "hours": entry.hours,
+        "resolution_minutes": entry.resolution_minutes,
+        "features": list(entry.features),
         "split_sizes": {k: int(v) for k, v in stays["split"].value_counts().sort_index().items()},
         "val_part_sizes": {
             k: int(v) for k, v in stays["val_part"].value_counts().sort_index().items()

@@ -32,6 +32,7 @@ from tardiff.extract.tables import (
     open_table,
     run_scan,
 )
+from tardiff.settings import DatasetSettings
 
 _PATIENT = [
     "patientunitstayid",
@@ -58,10 +59,10 @@ def feature_sources(features: list[str]) -> dict[str, list[tuple[str, str]]]:
 
 
 def extract(
-    con: duckdb.DuckDBPyConnection, entry: dict, raw_dir: str, log: logging.Logger
+    con: duckdb.DuckDBPyConnection, entry: DatasetSettings, raw_dir: str, log: logging.Logger
 ) -> Extraction:
     """Candidate stays with labels; fills table ``binned`` from the vital-sign tables."""
-    sources = feature_sources(entry["features"])
+    sources = feature_sources(entry.features)
     patient = open_table(raw_dir, "patient", _PATIENT)
     vitals = {
         name: open_table(raw_dir, name, [*_VITAL_TYPES, *(c for _, c in pairs)])
@@ -95,17 +96,17 @@ def extract(
         sql = f"""
             CREATE TEMP TABLE bins_{k} AS
             SELECT patientunitstayid AS stay_id,
-                   CAST(observationoffset // {int(entry["resolution_minutes"])} AS INTEGER) AS step,
+                   CAST(observationoffset // {int(entry.resolution_minutes)} AS INTEGER) AS step,
                    {means}
             FROM {table.scan(_VITAL_TYPES)}
-            WHERE observationoffset >= 0 AND observationoffset < {60 * int(entry["hours"])}
+            WHERE observationoffset >= 0 AND observationoffset < {60 * int(entry.hours)}
               AND patientunitstayid IN (SELECT stay_id FROM cohort)
             GROUP BY 1, 2
         """
         checks = [(c, t, "TRUE") for c, t in _VITAL_TYPES.items()]
         result.rows_scanned[name] = run_scan(con, sql, table, checks)
-    _combine(con, entry["features"], list(vitals))
-    result.stays = result.stays[["stay_id", "subject_id", "age", "sex", *entry["tasks"]]]
+    _combine(con, entry.features, list(vitals))
+    result.stays = result.stays[["stay_id", "subject_id", "age", "sex", *entry.tasks]]
     return result
 
 
@@ -114,7 +115,7 @@ def _clean(column: str, feature: str) -> str:
     return cleaning.in_range(f"TRY_CAST({column} AS DOUBLE)", var.eicu_valid or var.valid)
 
 
-def _stays(con: duckdb.DuckDBPyConnection, entry: dict):
+def _stays(con: duckdb.DuckDBPyConnection, entry: DatasetSettings):
     """All unit stays with age, sex and labels (NaN where unknown), sorted by stay_id."""
     stays = con.execute(
         f"""
@@ -130,17 +131,17 @@ def _stays(con: duckdb.DuckDBPyConnection, entry: dict):
         FROM patient ORDER BY stay_id
         """
     ).df()
-    return cleaning.add_static_and_labels(stays, entry["tasks"])
+    return cleaning.add_static_and_labels(stays, entry.tasks)
 
 
-def _exclusions(result: Extraction, entry: dict) -> None:
+def _exclusions(result: Extraction, entry: DatasetSettings) -> None:
     result.exclude(result.stays["visit"] != 1, "not the first unit stay (unitvisitnumber != 1)")
     result.exclude(result.stays["age_years"] < 18, "age < 18")
     why = {
         "mortality": "hospitaldischargestatus missing",
         "icu_stay": "unitdischargeoffset missing",
     }
-    for task in entry["tasks"]:
+    for task in entry.tasks:
         result.exclude(result.stays[task].isna(), f"no {task} label ({why[task]})")
 
 

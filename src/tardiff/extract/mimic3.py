@@ -16,7 +16,7 @@ Choices (see also :mod:`tardiff.extract.cleaning`):
   present) with INTIME <= CHARTTIME <= OUTTIME; only rows in [INTIME, INTIME + hours) are kept.
 - GCS: CareVue total (198) as charted; MetaVision total = sum of eye, motor and verbal charted at
   the same CHARTTIME (all three present). CareVue components are not summed (198 exists there).
-- Item ids per feature from :mod:`tardiff.variables`, replaced by ``entry["item_ids"][feature]``.
+- Item ids per feature from :mod:`tardiff.variables`, replaced by ``entry.item_ids[feature]``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from tardiff.extract.tables import (
     open_table,
     run_scan,
 )
+from tardiff.settings import DatasetSettings
 from tardiff.variables import GCS_COMPONENTS
 
 _GCS_PART = -1  # feature code of MetaVision GCS components before they are summed
@@ -65,14 +66,14 @@ _ID_TYPES = {
 }
 
 
-def feature_items(entry: dict) -> dict[str, tuple[int, ...]]:
+def feature_items(entry: DatasetSettings) -> dict[str, tuple[int, ...]]:
     """Item ids per configured feature (overrides applied); each id belongs to one feature."""
-    overrides = entry.get("item_ids") or {}
+    overrides = entry.item_ids
     for name in overrides:
-        if name not in entry["features"]:
+        if name not in entry.features:
             raise ExtractError(f"item_ids override for {name!r}, which is not a configured feature")
     items = {}
-    for name in entry["features"]:
+    for name in entry.features:
         default = cleaning.variable(name).mimic_items
         items[name] = tuple(overrides.get(name, default))
         if not items[name]:
@@ -88,7 +89,7 @@ def feature_items(entry: dict) -> dict[str, tuple[int, ...]]:
 
 
 def extract(
-    con: duckdb.DuckDBPyConnection, entry: dict, raw_dir: str, log: logging.Logger
+    con: duckdb.DuckDBPyConnection, entry: DatasetSettings, raw_dir: str, log: logging.Logger
 ) -> Extraction:
     """Candidate stays with labels; fills table ``binned`` from CHARTEVENTS."""
     items = feature_items(entry)
@@ -107,8 +108,8 @@ def extract(
     con.unregister("kept_ids")
     log.info("MIMIC-III: %d candidate stays; scanning %s", len(result.stays), events.path)
     result.rows_scanned["CHARTEVENTS"] = _scan_events(con, events, items, entry)
-    _bin(con, entry["features"])
-    result.stays = result.stays[["stay_id", "subject_id", "age", "sex", *entry["tasks"]]]
+    _bin(con, entry.features)
+    result.stays = result.stays[["stay_id", "subject_id", "age", "sex", *entry.tasks]]
     return result
 
 
@@ -131,7 +132,7 @@ def _load_small(con: duckdb.DuckDBPyConnection, table: Table, times: list[str]) 
     return rows
 
 
-def _stays(con: duckdb.DuckDBPyConnection, entry: dict) -> pd.DataFrame:
+def _stays(con: duckdb.DuckDBPyConnection, entry: DatasetSettings) -> pd.DataFrame:
     """All ICU stays with age, sex and labels (NaN where unknown), sorted by stay_id."""
     con.execute(
         """
@@ -156,10 +157,10 @@ def _stays(con: duckdb.DuckDBPyConnection, entry: dict) -> pd.DataFrame:
         FROM stays_all ORDER BY stay_id
         """
     ).df()
-    return cleaning.add_static_and_labels(stays, entry["tasks"])
+    return cleaning.add_static_and_labels(stays, entry.tasks)
 
 
-def _exclusions(result: Extraction, entry: dict) -> None:
+def _exclusions(result: Extraction, entry: DatasetSettings) -> None:
     """Apply the stay-level exclusions in order, recording reasons and counts."""
     result.exclude(result.stays["careunit"] == "NICU", "neonatal ICU (FIRST_CAREUNIT = NICU)")
     result.exclude(~result.stays["has_intime"], "INTIME missing")
@@ -169,16 +170,18 @@ def _exclusions(result: Extraction, entry: dict) -> None:
         "mortality": "ADMISSIONS.HOSPITAL_EXPIRE_FLAG missing",
         "icu_stay": "ICUSTAYS.LOS and OUTTIME missing",
     }
-    for task in entry["tasks"]:
+    for task in entry.tasks:
         result.exclude(result.stays[task].isna(), f"no {task} label ({why[task]})")
 
 
-def _scan_events(con: duckdb.DuckDBPyConnection, events: Table, items: dict, entry: dict) -> int:
+def _scan_events(
+    con: duckdb.DuckDBPyConnection, events: Table, items: dict, entry: DatasetSettings
+) -> int:
     """Stream CHARTEVENTS once into ``groups``: per (stay, step, feature) the exact sum and
     count of the cleaned values in the window; MetaVision GCS components per charting time."""
     ids = cleaning.id_list(_all_items(items))
     types = {**_ID_TYPES, "charttime": "TIMESTAMP", "valuenum": "DOUBLE"}
-    seconds = 60 * entry["resolution_minutes"]
+    seconds = 60 * entry.resolution_minutes
     feature, value, clean = _cleaning_sql(items)
     parts = " ".join(
         f"WHEN {item} THEN {1 << k}" for k, item in enumerate(GCS_COMPONENTS["metavision"])
@@ -196,7 +199,7 @@ def _scan_events(con: duckdb.DuckDBPyConnection, events: Table, items: dict, ent
                 ev.icustay_id = c.stay_id OR (
                     ev.icustay_id IS NULL AND (ev.hadm_id IS NULL OR ev.hadm_id = c.hadm_id)
                     AND ev.ts BETWEEN c.intime AND c.outtime))
-            WHERE ev.ts >= c.intime AND ev.ts < c.intime + INTERVAL {int(entry["hours"])} HOUR
+            WHERE ev.ts >= c.intime AND ev.ts < c.intime + INTERVAL {int(entry.hours)} HOUR
         ), x AS (
             SELECT stay_id, step, ts, itemid, {feature} AS f, {value} AS x FROM windowed
         )

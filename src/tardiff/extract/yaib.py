@@ -20,11 +20,13 @@ import logging
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tardiff.extract import cleaning
 from tardiff.extract.tables import ExtractError, Extraction, find_table, first_row, sql_string
+from tardiff.settings import DatasetSettings
 
 
 def _open(folder: str, name: str, required: list[str]) -> tuple[Path, dict[str, pa.Field]]:
@@ -48,13 +50,12 @@ def _col(columns: dict[str, pa.Field], name: str) -> str:
 
 
 def extract(
-    con: duckdb.DuckDBPyConnection, entry: dict, raw_dir: str, log: logging.Logger
+    con: duckdb.DuckDBPyConnection, entry: DatasetSettings, raw_dir: str, log: logging.Logger
 ) -> Extraction:
     """Stays with the configured task's label; fills table ``binned`` from dyn.parquet."""
-    (task,) = entry["tasks"]
-    features = entry["features"]
+    (task,) = entry.tasks
     dyn, dcols = _open(raw_dir, "dyn", ["stay_id", "time"])
-    unknown = [f for f in features if f.lower() not in dcols]
+    unknown = [f for f in entry.features if f.lower() not in dcols]
     if unknown:
         raise ExtractError(
             f"{dyn}: unknown feature {unknown[0]!r}, not a column (columns: "
@@ -62,30 +63,58 @@ def extract(
         )
     outc, ocols = _open(raw_dir, "outc", ["stay_id", "label"])
     sta, scols = _open(raw_dir, "sta", ["stay_id", "age", "sex"])
-    src = {p: f"read_parquet({sql_string(str(p))})" for p in (dyn, outc, sta)}
-    label = _col(ocols, "label")
+    _check_labels_and_ids(con, task, (outc, ocols), (sta, scols))
+    result = Extraction(stays=_stays(con, task, (outc, ocols), (sta, scols)))
+    result.exclude(result.stays[task].isna(), f"no {task} label (outc.parquet label missing)")
+    result.rows_scanned["dyn"] = first_row(con, f"SELECT count(*) FROM {_scan(dyn)}")[0]
+    con.register("kept_ids", result.stays[["stay_id"]])
+    con.execute("CREATE TEMP TABLE cohort AS SELECT stay_id FROM kept_ids")
+    con.unregister("kept_ids")
+    log.info("YAIB: %d stays with a label; reading %s", len(result.stays), dyn)
+    _bin(con, entry, dyn, dcols)
+    result.stays = result.stays[["stay_id", "subject_id", "age", "sex", task]]
+    return result
+
+
+def _scan(path: Path) -> str:
+    return f"read_parquet({sql_string(str(path))})"
+
+
+Source = tuple[Path, dict[str, pa.Field]]  # a parquet file and its columns by lower-case name
+
+
+def _check_labels_and_ids(con: duckdb.DuckDBPyConnection, task: str, outc: Source, sta: Source):
+    """Labels are 0/1 (or null); outc and sta have one row per stay."""
+    label = _col(outc[1], "label")
     bad = first_row(
         con,
-        f"SELECT {label} FROM {src[outc]} WHERE {label} IS NOT NULL "
+        f"SELECT {label} FROM {_scan(outc[0])} WHERE {label} IS NOT NULL "
         f"AND TRY_CAST({label} AS DOUBLE) NOT IN (0, 1) LIMIT 1",
     )
     if bad is not None:
-        raise ExtractError(f"{outc}: column 'label' of task {task!r} must be 0/1, found {bad[0]!r}")
-    for path, cols in ((outc, ocols), (sta, scols)):
+        raise ExtractError(
+            f"{outc[0]}: column 'label' of task {task!r} must be 0/1, found {bad[0]!r}"
+        )
+    for path, cols in (outc, sta):
         dup = first_row(
             con,
-            f"SELECT {_col(cols, 'stay_id')} FROM {src[path]} GROUP BY 1 "
+            f"SELECT {_col(cols, 'stay_id')} FROM {_scan(path)} GROUP BY 1 "
             "HAVING count(*) > 1 LIMIT 1",
         )
         if dup is not None:
             raise ExtractError(f"{path}: duplicate stay_id {dup[0]}")
+
+
+def _stays(con: duckdb.DuckDBPyConnection, task: str, outc: Source, sta: Source) -> pd.DataFrame:
+    """One row per outc stay: label, age (clipped at 90) and sex from sta."""
+    (outc_path, ocols), (sta_path, scols) = outc, sta
     stays = con.execute(
         f"""
         SELECT CAST(o.{_col(ocols, "stay_id")} AS BIGINT) AS stay_id,
-               CAST(o.{label} AS DOUBLE) AS "{task}",
+               CAST(o.{_col(ocols, "label")} AS DOUBLE) AS "{task}",
                CAST(s.{_col(scols, "age")} AS DOUBLE) AS age_years,
                CAST(s.{_col(scols, "sex")} AS VARCHAR) AS gender
-        FROM {src[outc]} o LEFT JOIN {src[sta]} s
+        FROM {_scan(outc_path)} o LEFT JOIN {_scan(sta_path)} s
           ON s.{_col(scols, "stay_id")} = o.{_col(ocols, "stay_id")}
         ORDER BY stay_id
         """
@@ -93,13 +122,14 @@ def extract(
     stays["subject_id"] = stays["stay_id"]
     stays["age"] = stays["age_years"].clip(upper=90).astype("float32")
     stays["sex"] = cleaning.sex_code(stays["gender"])
-    result = Extraction(stays=stays)
-    result.exclude(stays[task].isna(), f"no {task} label (outc.parquet label missing)")
-    result.rows_scanned["dyn"] = first_row(con, f"SELECT count(*) FROM {src[dyn]}")[0]
-    con.register("kept_ids", result.stays[["stay_id"]])
-    con.execute("CREATE TEMP TABLE cohort AS SELECT stay_id FROM kept_ids")
-    con.unregister("kept_ids")
-    log.info("YAIB: %d stays with a label; reading %s", len(result.stays), dyn)
+    return stays
+
+
+def _bin(
+    con: duckdb.DuckDBPyConnection, entry: DatasetSettings, dyn: Path, dcols: dict[str, pa.Field]
+) -> None:
+    """Table ``binned``: per cohort stay and grid step, the mean of each feature."""
+    features = entry.features
     minutes = _minutes(dyn, _col(dcols, "time"), dcols["time"])
     values = ", ".join(
         f'{cleaning.finite(f"CAST({_col(dcols, f)} AS DOUBLE)")} AS "{f}"' for f in features
@@ -108,17 +138,15 @@ def extract(
     con.execute(
         f"""
         CREATE TEMP TABLE binned AS
-        SELECT stay_id, CAST(floor(minutes / {int(entry["resolution_minutes"])}) AS INTEGER)
+        SELECT stay_id, CAST(floor(minutes / {int(entry.resolution_minutes)}) AS INTEGER)
                    AS step, {means}
         FROM (SELECT CAST({_col(dcols, "stay_id")} AS BIGINT) AS stay_id, {minutes} AS minutes,
-                     {values} FROM {src[dyn]})
-        WHERE minutes >= 0 AND minutes < {60 * int(entry["hours"])}
+                     {values} FROM {_scan(dyn)})
+        WHERE minutes >= 0 AND minutes < {60 * int(entry.hours)}
           AND stay_id IN (SELECT stay_id FROM cohort)
         GROUP BY 1, 2
         """
     )
-    result.stays = result.stays[["stay_id", "subject_id", "age", "sex", task]]
-    return result
 
 
 def _minutes(path: Path, column: str, field: pa.Field) -> str:

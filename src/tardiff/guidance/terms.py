@@ -46,7 +46,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jvp
 
-from tardiff.guidance.influence import detached_params, per_sample_loss, require_eval, unflatten
+from tardiff.guidance.per_sample import detached_params, per_sample_loss, require_eval, unflatten
 from tardiff.models.classifier import unrolled_rnn
 
 # which GRU recurrence each implementation runs (tardiff.models.classifier)
