@@ -180,3 +180,20 @@ def test_settings_round_trip(path):
         field = dataclasses.fields(settings)[0].name
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(settings, field, None)
+
+
+def test_every_schema_object_rejects_unknown_keys():
+    """Every object that lists its keys is closed (``if`` conditions only test a value)."""
+
+    def open_objects(node, path):
+        if isinstance(node, dict):
+            closed = node.get("additionalProperties") is False or path.endswith("/if")
+            if "properties" in node and not closed:
+                yield path
+            for key, child in node.items():
+                yield from open_objects(child, f"{path}/{key}")
+        elif isinstance(node, list):
+            for i, child in enumerate(node):
+                yield from open_objects(child, f"{path}/{i}")
+
+    assert list(open_objects(schema(), "")) == []

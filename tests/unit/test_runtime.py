@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 import sys
 import time
 
@@ -75,3 +76,14 @@ def test_measured_reports_wall_time_and_memory():
     with measured() as watch:
         time.sleep(0.01)
     assert watch.wall_s >= 0.01 and watch.peak_rss_mb > 0
+
+
+def test_data_jobs_import_without_torch():
+    """envs/data.yaml has no torch: the demo and extraction adapters must not need it."""
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import tardiff.config, tardiff.demo, tardiff.extract, tardiff.layout, tardiff.provenance\n"
+        "import tardiff.runtime, tardiff.settings\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
