@@ -1,0 +1,1 @@
+"""Evaluation of synthetic data: utility metrics and honest paired statistics."""

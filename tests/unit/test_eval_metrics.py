@@ -1,0 +1,86 @@
+"""Utility metrics, stratified bootstrap intervals and paired differences (exact oracles)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from tardiff.evaluate.metrics import (
+    NO_DIFFERENCE,
+    Interval,
+    f1_threshold,
+    metric_interval,
+    paired_difference,
+    scores,
+)
+
+
+def _data(n=200, prevalence=0.1, signal=1.5, seed=0):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < prevalence).astype(int)
+    y[:3], y[3:6] = 1, 0  # both classes present
+    return y, signal * y + rng.standard_normal(n)
+
+
+def test_f1_threshold_is_the_best_on_a_hand_example():
+    y = np.array([0, 0, 0, 0, 1, 0, 1, 1])
+    s = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+    # F1 of the positives at thresholds 0.5, 0.7, 0.8: 6/7, 4/5, 1/2 -> 0.5 is best
+    assert f1_threshold(y, s) == 0.5
+    assert scores(y, s, 0.5)["f1"] == pytest.approx(6 / 7)
+
+
+def test_f1_of_the_minority_when_it_is_label_0():
+    y = np.array([1, 1, 1, 1, 0, 1, 0, 0])  # label 0 is rarer
+    s = -np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+    t = f1_threshold(y, s)
+    assert scores(y, s, t)["f1"] == pytest.approx(6 / 7)
+
+
+def test_scores_match_sklearn():
+    y, s = _data()
+    out = scores(y, s, 0.0)
+    assert out["auroc"] == roc_auc_score(y, s)
+    assert out["auprc"] == average_precision_score(y, s)
+
+
+def test_interval_is_seeded_contains_the_estimate_and_survives_few_positives():
+    y, s = _data(n=120, prevalence=0.02)  # a handful of positives
+    a = metric_interval(y, s, "auprc", 0.0, seed=3, n_resamples=200)
+    b = metric_interval(y, s, "auprc", 0.0, seed=3, n_resamples=200)
+    assert a == b and np.isfinite([a.low, a.high]).all()
+    assert a.low <= a.estimate <= a.high and a.high - a.low > 0.01
+
+
+def test_identical_arms_give_no_detectable_difference():
+    y, s = _data()
+    scores_ = np.stack([s, s + 0.0])
+    diff = paired_difference(y, scores_, scores_, "auroc", (np.zeros(2), np.zeros(2)), seed=0,
+                             n_resamples=200)  # fmt: skip
+    assert diff.per_seed == (0.0, 0.0) and diff.share_positive == 0.0
+    assert diff.interval == Interval(0.0, 0.0, 0.0) and diff.interval.verdict == NO_DIFFERENCE
+
+
+def test_a_clearly_better_arm_improves_and_a_worse_one_is_worse():
+    y, _ = _data(n=200, prevalence=0.2)
+    rng = np.random.default_rng(1)
+    good = np.stack([2.0 * y + rng.standard_normal(len(y)) for _ in range(3)])
+    poor = np.stack([0.2 * y + rng.standard_normal(len(y)) for _ in range(3)])
+    zeros = (np.zeros(3), np.zeros(3))
+    better = paired_difference(y, good, poor, "auprc", zeros, seed=0, n_resamples=150)
+    assert better.interval.verdict == "improves" and better.share_positive == 1.0
+    assert better.interval.estimate == pytest.approx(np.mean(better.per_seed))
+    worse = paired_difference(y, poor, good, "auroc", zeros, seed=0, n_resamples=150)
+    assert worse.interval.verdict == "worse"
+
+
+def test_one_seed_and_bad_shapes():
+    y, s = _data()
+    diff = paired_difference(y, s, s - 1.0, "auroc", (np.zeros(1), np.zeros(1)), seed=0,
+                             n_resamples=100)  # fmt: skip
+    assert diff.per_seed == (0.0,)  # a shift does not change a ranking
+    with pytest.raises(ValueError, match="scores must be"):
+        paired_difference(y, s[:-1], s[:-1], "auroc", (np.zeros(1), np.zeros(1)), seed=0)
+    with pytest.raises(ValueError, match="at least 2 stays of each class"):
+        metric_interval(np.r_[1, np.zeros(9, int)], np.arange(10.0), "auroc", 0.0, seed=0)
