@@ -35,7 +35,7 @@ class CohortFiles(NamedTuple):
     @classmethod
     def in_dir(cls, folder: str | Path) -> CohortFiles:
         """The cohort files inside ``folder`` (tests, benchmarks and hand-made cohorts)."""
-        return cls(*(f"{Path(folder).as_posix()}/{n}" for n in _COHORT_NAMES))
+        return _in(Path(folder).as_posix(), cls, *_COHORT_NAMES)
 
 
 class ClassifierFiles(NamedTuple):

@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 #: Labels defined from raw MIMIC-III / eICU tables (a YAIB cohort brings its own label).
 RAW_TASKS = ("mortality", "icu_stay")
 EXTRACTORS = {"mimic3": mimic3.extract, "eicu": eicu.extract, "yaib": yaib.extract}
-OUTPUTS = ("stays.parquet", "timeseries.parquet", "summary.json")  # staging names
 # Measured (benchmarks/extraction.py): at 1 GB peak RSS stays flat at ~1.2 GB from 20M to 40M
 # CHARTEVENTS rows and throughput is no lower than at 2.5 GB (which grows to ~2.6 GB).
 MEMORY_LIMIT = "1GB"
@@ -65,23 +64,24 @@ def build_cohort(
     folder = Path(out.stays).parent
     folder.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=folder))
+    staged = CohortFiles(*(str(staging / Path(target).name) for target in out))
     try:
         con = connect(staging / "spill")
         try:
             result = EXTRACTORS[entry.source](con, entry, str(raw), log)
             stays = _final_stays(con, result, entry)
             stays = assign_splits(stays, next(iter(entry.tasks)), split, seed)
-            write_parquet(_stays_table(stays, entry), staging / OUTPUTS[0])
+            write_parquet(_stays_table(stays, entry), staged.stays)
             con.register("final_ids", stays[["stay_id"]])
             con.execute("CREATE TEMP TABLE final AS SELECT stay_id FROM final_ids")
-            write_timeseries(con, entry, staging / OUTPUTS[1])
+            write_timeseries(con, entry, staged.timeseries)
             missing = _missingness(con, entry, len(stays))
         finally:
             con.close()
         summary = _summary(entry, stays, result, missing, time.perf_counter() - start)
-        write_json(summary, staging / OUTPUTS[2])
-        for name, target in zip(OUTPUTS, out, strict=True):
-            os.replace(staging / name, target)
+        write_json(summary, staged.summary)
+        for done, target in zip(staged, out, strict=True):
+            os.replace(done, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info(

@@ -29,7 +29,6 @@ from tardiff.guidance.per_sample import (
     Loss,
     detached_params,
     influence_chunk,
-    influence_memory_mb,
     per_sample_grads,
     per_sample_loss,
     require_eval,
@@ -65,10 +64,8 @@ def influence_vector(
         raise ValueError("no samples to build the influence vector from")
     device = next(model.parameters()).device
     chunk = min(len(x), influence_chunk(model, tuple(x.shape[1:]), memory_mb, loss))
-    log.info(
-        "influence: %d samples in chunks of %d, estimated working memory %.0f MiB (budget %.0f)",
-        len(x), chunk, influence_memory_mb(model, tuple(x.shape[1:]), chunk, loss), memory_mb,
-    )  # fmt: skip
+    log.info("influence: %d samples in chunks of %d (sized to a %.0f MiB budget)",
+             len(x), chunk, memory_mb)  # fmt: skip
     total, norms = None, []
     for i in range(0, len(x), chunk):
         part = slice(i, i + chunk)
