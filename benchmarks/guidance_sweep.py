@@ -4,8 +4,8 @@ Needs the classifier, influence and diffusion stages of one dataset x task, as t
 ``--config`` wrote them (under the config's ``results_dir``, ``results/`` for the default config;
 paths from :class:`tardiff.layout.Layout`). Generates ``--n`` samples per scale with the config's
 generation settings (train class ratio), w over ``--values`` points from -``--span``·w* to
-+``--span``·w* (w* = the config's scale), and prints w, the mean sample influence G·∇φℓ (class 0,
-class 1, all) and the mean shift_rms / sigma.
++``--span``·w* (w* = the median |scale| of the method's grid in the config), and prints w, the
+mean sample influence G·∇φℓ (class 0, class 1, all) and the mean shift_rms / sigma.
 Outputs go to ``{results_dir}/{dataset}/{task}/sweep/{method}/w{w}/``.
 
     python benchmarks/guidance_sweep.py --config config/config.yaml --dataset D --task T
@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 
 from tardiff.config import load_config
-from tardiff.generate import METHODS, run_generation_stage
+from tardiff.generate import run_generation_stage
 from tardiff.layout import Layout, SyntheticFiles
 from tardiff.runtime import setup_logging
 from tardiff.settings import GenerationSettings
@@ -48,17 +48,17 @@ def main() -> None:
     config = load_config(args.config)
     layout = Layout.from_config(config)
     settings = GenerationSettings.from_config(config["generation"])
-    scale_key = METHODS[args.method][1]
-    w_star = abs(getattr(settings, scale_key)) or 1.0
+    w_star = float(np.median(np.abs(settings.scales.of(args.method))))
     rows = []
     for w in np.linspace(-args.span * w_star, args.span * w_star, args.values):
         info = run_generation_stage(
             **layout.generation_inputs(args.dataset, args.task),
             task=args.task,
             method=args.method,
+            scale=float(w),
             seed=args.seed,
             out=sweep_files(layout, args.dataset, args.task, args.method, w, args.seed),
-            settings=dataclasses.replace(settings, **{scale_key: float(w), "n_samples": args.n}),
+            settings=dataclasses.replace(settings, n_samples=args.n),
             device=config["device"],
         )
         infl = info["mean_sample_influence"]

@@ -96,8 +96,9 @@ def _cmd_generate(args, config, layout):
         **layout.generation_inputs(args.dataset, args.task),
         task=args.task,
         method=args.method,
-        seed=args.seed,
-        out=layout.synthetic(args.dataset, args.task, args.method, args.seed),
+        scale=args.scale,
+        seeds=[args.seed],
+        outs=[layout.synthetic(args.dataset, args.task, args.method, args.scale, args.seed)],
         settings=GenerationSettings.from_config(config["generation"]),
         device=config["device"],
     )
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("train-diffusion", _cmd_train_diffusion, "train the class-conditional diffusion model")
     p = add("generate", _cmd_generate, "generate synthetic samples")
     p.add_argument("--method", required=True, choices=sorted(METHODS))
+    p.add_argument("--scale", type=float, default=0.0, help="guidance scale (0 = conditional)")
     p.add_argument("--seed", type=int, default=0)
     return parser
 

@@ -74,6 +74,11 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     split = config["split"]
     if abs(split["train"] + split["val"] + split["test"] - 1.0) > 1e-6:
         raise ConfigError("config key 'split': train + val + test must sum to 1")
+    for pair in config["evaluation"]["scarcity"]["pairs"]:
+        dataset, task = pair.split("/")
+        if task not in config["datasets"].get(dataset, {}).get("tasks", {}):
+            key = "evaluation.scarcity.pairs"
+            raise ConfigError(f"config key '{key}': {pair} is not a dataset/task of this config")
     return config
 
 

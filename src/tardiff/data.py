@@ -164,6 +164,26 @@ class Prepared:
                 raise ValueError(f"task {self.task} has only one class in split {split}")
 
 
+def minority_label(y: np.ndarray) -> int:
+    """The rarer label (1 on a tie): the class of minority-only augmentation and minority F1."""
+    return int((y == 1).sum() <= (y == 0).sum())
+
+
+def sample_labels(
+    y_train: np.ndarray, n_samples: int | None, seed: int, minority_multiple: float = 1.0
+) -> np.ndarray:
+    """``n_samples`` labels (default ``len(y_train)``) with the train class ratio, the minority
+    class topped up to ``minority_multiple`` times its train count, shuffled."""
+    n = len(y_train) if n_samples is None else int(n_samples)
+    n_pos = int(round(n * float(np.mean(y_train))))
+    counts = [n - n_pos, n_pos]
+    minority = minority_label(y_train)
+    wanted = int(np.ceil(minority_multiple * np.sum(y_train == minority) - 1e-9))
+    counts[minority] = max(counts[minority], wanted)
+    labels = np.r_[np.zeros(counts[0], np.int64), np.ones(counts[1], np.int64)]
+    return np.random.default_rng(seed).permutation(labels)
+
+
 def prepare_memory_mb(ts_path: str | Path) -> float:
     """Estimated peak memory (MiB) of :func:`prepare` on a timeseries table, from its metadata:
     the pandas frame and the float64 working copies of the transform, plus the interpreter."""
@@ -171,9 +191,13 @@ def prepare_memory_mb(ts_path: str | Path) -> float:
     return BASE_MB + meta.num_rows * meta.num_columns * 8 * 6 / 2**20
 
 
-def prepare(stays_path: str | Path, ts_path: str | Path, task: str) -> Prepared:
-    """Load a cohort and build normalised, imputed arrays for every split.
+def prepare(
+    stays_path: str | Path, ts_path: str | Path, task: str, splits: tuple[str, ...] = SPLITS
+) -> Prepared:
+    """Load a cohort and build normalised, imputed arrays for ``splits`` (default: all).
 
+    The transform is always fitted on train; splits not asked for are not built at all (the
+    scale selection asks for train and select only, so it never holds test data).
     Deterministic: rows keep the ``stays`` order and nothing here draws random numbers.
     """
     cohort = load_cohort(stays_path, ts_path, task)
@@ -189,7 +213,7 @@ def prepare(stays_path: str | Path, ts_path: str | Path, task: str) -> Prepared:
         raise ValueError(f"{stays_path}: the train split is empty")
     transform = Transform.fit(cohort.x[selectors["train"].to_numpy()], cohort.features)
     out = Prepared(task, cohort.features, cohort.seq_len, transform)
-    for split in SPLITS:
+    for split in splits:
         rows = selectors[split].to_numpy()
         out.x[split], out.mask[split] = transform.transform(cohort.x[rows])
         out.y[split] = stays.loc[rows, task].to_numpy(np.int64)

@@ -11,9 +11,16 @@ and a concrete path. The results root is the config's ``results_dir``.
   ``<task>/classifier/``          model.pt, metrics.json
   ``<task>/influence/``           G.pt, grad_norms.csv, summary.json
   ``<task>/diffusion/``           model.pt, loss.csv, loss.png
-  ``<task>/synthetic/<method>/``  seed<k>.parquet, seed<k>.json, seed<k>_diagnostics.csv
+  ``<task>/synthetic/<method>/w<scale>/``  seed<k>.parquet, seed<k>.json, seed<k>_diagnostics.csv
+  ``<task>/synthetic/jitter/``    seed<k>.parquet, seed<k>.json (the non-generative baseline)
+  ``<task>/selection.json``       guidance scales scored on validation ``select``, the choice
+  ``<task>/evaluation/``          utility.csv, paired.csv of this dataset and task
   ``logs/``, ``benchmarks/``      one file per job
   ``manifest.json``               size and SHA-256 of every output
+
+``results/<dataset>-train<fraction>/``: the data-scarcity study's copy of a dataset whose train
+split keeps ``fraction`` of its stays (same layout). ``results/metrics/``, ``results/figures/``,
+``results/tables/``: every dataset's utility metrics, paired differences, figures and tables.
 """
 
 from __future__ import annotations
@@ -59,6 +66,68 @@ class SyntheticFiles(NamedTuple):
     samples: str
     settings: str
     diagnostics: str
+
+
+class JitterFiles(NamedTuple):
+    samples: str
+    settings: str
+
+
+def seed_outputs(per_seed: dict[int, Any]) -> dict[str, str]:
+    """Named outputs (``<field>_seed<k>``) of a job that writes a file set per seed."""
+    return {f"{f}_seed{k}": p for k, files in per_seed.items() for f, p in files._asdict().items()}
+
+
+def seed_files(cls: type, outputs: Any, seed: int) -> Any:
+    """Seed ``seed``'s ``cls`` file set from such a job's named outputs (``snakemake.output``)."""
+    return cls(*(outputs[f"{f}_seed{seed}"] for f in cls._fields))
+
+
+class EvaluationFiles(NamedTuple):
+    utility: str
+    paired: str
+
+
+class MetricsFiles(NamedTuple):
+    utility: str
+    paired: str
+
+
+class ReportFiles(NamedTuple):
+    """Figures (PNG + PDF) and tables (Markdown + CSV) of the utility evaluation."""
+
+    ratio_png: str
+    ratio_pdf: str
+    scarcity_png: str
+    scarcity_pdf: str
+    selection_png: str
+    selection_pdf: str
+    table1_md: str
+    table1_csv: str
+    paired_md: str
+    paired_csv: str
+    table4_md: str
+    table4_csv: str
+
+
+#: separator between a dataset's name and a scarcity fraction (``mimic3_demo-train0.25``)
+SCARCITY_TAG = "-train"
+
+
+def scale_tag(scale: float | str) -> str:
+    """How a guidance scale appears in paths and wildcards (``0.1``, ``0.03``, ``-1``)."""
+    return scale if isinstance(scale, str) else format(float(scale), "g")
+
+
+def scarcity_dataset(dataset: str, fraction: float) -> str:
+    """Name (and results folder) of ``dataset`` with ``fraction`` of its train split kept."""
+    return f"{dataset}{SCARCITY_TAG}{format(float(fraction), 'g')}"
+
+
+def parse_dataset(name: str) -> tuple[str, float]:
+    """(base dataset, train fraction) of a dataset name; fraction 1.0 for a base dataset."""
+    base, tag, fraction = name.partition(SCARCITY_TAG)
+    return (base, float(fraction)) if tag else (name, 1.0)
 
 
 _COHORT_NAMES = ("stays.parquet", "timeseries.parquet", "summary.json")
@@ -123,13 +192,62 @@ class Layout:
         folder = f"{self.task_dir(dataset, task)}/diffusion"
         return _in(folder, DiffusionFiles, "model.pt", "loss.csv", "loss.png")
 
-    def synthetic(self, dataset: str, task: str, method: str, seed: int | str) -> SyntheticFiles:
-        folder = f"{self.task_dir(dataset, task)}/synthetic/{method}"
+    def synthetic(
+        self, dataset: str, task: str, method: str, scale: float | str, seed: int | str
+    ) -> SyntheticFiles:
+        """Samples of a diffusion ``method`` at guidance ``scale`` (0 for ``conditional``)."""
+        folder = f"{self.task_dir(dataset, task)}/synthetic/{method}/w{scale_tag(scale)}"
         names = (f"seed{seed}.parquet", f"seed{seed}.json", f"seed{seed}_diagnostics.csv")
         return _in(folder, SyntheticFiles, *names)
 
+    def synthetic_seeds(
+        self, dataset: str, task: str, method: str, scale: float | str, seeds: list[int]
+    ) -> dict[str, str]:
+        """Every seed's files of one generation job (:func:`seed_outputs`)."""
+        return seed_outputs({k: self.synthetic(dataset, task, method, scale, k) for k in seeds})
+
+    def jitter_seeds(self, dataset: str, task: str, seeds: list[int]) -> dict[str, str]:
+        """Every seed's files of one jitter job (:func:`seed_outputs`)."""
+        return seed_outputs({k: self.jitter(dataset, task, k) for k in seeds})
+
+    def jitter(self, dataset: str, task: str, seed: int | str) -> JitterFiles:
+        folder = f"{self.task_dir(dataset, task)}/synthetic/jitter"
+        return _in(folder, JitterFiles, f"seed{seed}.parquet", f"seed{seed}.json")
+
+    def draw(self, dataset: str, task: str, method: str, scale: float | None, seed: int) -> str:
+        """Samples of one synthetic draw of the evaluation: ``jitter`` (scale None), or a
+        diffusion method at ``scale``, where any method at scale 0 is conditional sampling."""
+        if method == "jitter":
+            return self.jitter(dataset, task, seed).samples
+        method = "conditional" if scale == 0 else method
+        return self.synthetic(dataset, task, method, scale, seed).samples
+
+    def selection(self, dataset: str, task: str) -> str:
+        """Guidance scales scored on validation ``select`` and the chosen one per method."""
+        return f"{self.task_dir(dataset, task)}/selection.json"
+
+    def evaluation(self, dataset: str, task: str) -> EvaluationFiles:
+        folder = f"{self.task_dir(dataset, task)}/evaluation"
+        return _in(folder, EvaluationFiles, "utility.csv", "paired.csv")
+
+    def metrics(self) -> MetricsFiles:
+        return _in(f"{self.root}/metrics", MetricsFiles, "utility.csv", "paired.csv")
+
+    def report(self) -> ReportFiles:
+        fig, tab = f"{self.root}/figures", f"{self.root}/tables"
+        return ReportFiles(
+            *(f"{fig}/{name}.{ext}" for name in ("fig2_tsrtr_ratio", "scarcity", "scale_selection")
+              for ext in ("png", "pdf")),
+            *(f"{tab}/{name}.{ext}" for name in ("table1_trtr_tstr", "paired", "table4_minority_f1")
+              for ext in ("md", "csv")),
+        )  # fmt: skip
+
     def manifest(self, dataset: str) -> str:
         return f"{self.dataset_dir(dataset)}/manifest.json"
+
+    def run_log(self, job: str) -> str:
+        """Log file of a job over every dataset (metrics, report)."""
+        return f"{self.root}/logs/{job}.log"
 
     def log(self, dataset: str, job: str, task: str | None = None) -> str:
         """Log file of one job (``job`` names the rule and any wildcards beyond the task)."""

@@ -31,7 +31,9 @@ def _frozen(value: Any) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return [_plain(v) for v in value] if isinstance(value, tuple | list) else value
 
 
 @dataclass(frozen=True)
@@ -130,24 +132,79 @@ class DiffusionSettings(_Section):
 
 
 @dataclass(frozen=True)
+class ScaleGrids(_Section):
+    """Guidance scale grid of each guided method (``generation.scales``)."""
+
+    tardiff: tuple[float, ...]
+    classifier_guidance: tuple[float, ...]
+
+    def of(self, method: str) -> tuple[float, ...]:
+        return getattr(self, method)
+
+
+@dataclass(frozen=True)
 class GenerationSettings(_Section):
     methods: tuple[str, ...]
     sampler: str
     steps: int
     eta: float
-    scale: float
-    classifier_guidance_scale: float
+    scales: ScaleGrids
     evaluate_on: str
     jacobian: str
     normalize: str
     n_samples: int | None
     batch_size: int
-    seeds: tuple[int, ...]
+
+    @classmethod
+    def from_config(cls, section: dict[str, Any]) -> Self:
+        return super().from_config({**section, "scales": ScaleGrids.from_config(section["scales"])})
+
+
+@dataclass(frozen=True)
+class EvaluationModelSettings(_Section):
+    """The downstream evaluation model's fixed recipe (``evaluation.model``)."""
+
+    arch: str
+    hidden: int
+    layers: int
+    lr: float
+    weight_decay: float
+    batch_size: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class JitterSettings(_Section):
+    noise_sd: float
+    warp: float
+
+
+@dataclass(frozen=True)
+class ScarcitySettings(_Section):
+    fractions: tuple[float, ...]
+    pairs: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class EvaluationSettings(_Section):
+    seeds: int
     ratios: tuple[float, ...]
+    minority_multiples: tuple[float, ...]
+    model: EvaluationModelSettings
+    jitter: JitterSettings
+    bootstrap_resamples: int
+    scarcity: ScarcitySettings
+
+    @classmethod
+    def from_config(cls, section: dict[str, Any]) -> Self:
+        return super().from_config(
+            {
+                **section,
+                "model": EvaluationModelSettings.from_config(section["model"]),
+                "jitter": JitterSettings.from_config(section["jitter"]),
+                "scarcity": ScarcitySettings.from_config(section["scarcity"]),
+            }
+        )
 
 
 SECTIONS: dict[str, type[_Section]] = {

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from tardiff.evaluate.metrics import (
     NO_DIFFERENCE,
     Interval,
+    auroc,
+    average_precision,
     f1_threshold,
     metric_interval,
     paired_difference,
@@ -43,6 +45,22 @@ def test_scores_match_sklearn():
     out = scores(y, s, 0.0)
     assert out["auroc"] == roc_auc_score(y, s)
     assert out["auprc"] == average_precision_score(y, s)
+
+
+def test_batched_metrics_equal_sklearn_row_by_row_with_ties():
+    rng = np.random.default_rng(4)
+    y = (rng.random((50, 40)) < 0.2).astype(int)
+    y[:, :2] = [1, 0]
+    score = rng.integers(0, 6, (50, 40)).astype(float)  # many ties, also across labels
+    score[::2] = rng.standard_normal((25, 40))
+    ap, roc = average_precision(y, score), auroc(y, score)
+    for row in range(len(y)):
+        assert ap[row] == pytest.approx(average_precision_score(y[row], score[row]), abs=1e-12)
+        assert roc[row] == pytest.approx(roc_auc_score(y[row], score[row]), abs=1e-12)
+        f1 = scores(y[row], score[row], 2.0)["f1"]
+        minority = int((y[row] == 1).sum() <= (y[row] == 0).sum())
+        predicted = score[row] >= 2.0 if minority == 1 else score[row] <= 2.0
+        assert f1 == pytest.approx(f1_score(y[row] == minority, predicted, zero_division=0.0))
 
 
 def test_interval_is_seeded_contains_the_estimate_and_survives_few_positives():
@@ -84,3 +102,10 @@ def test_one_seed_and_bad_shapes():
         paired_difference(y, s[:-1], s[:-1], "auroc", (np.zeros(1), np.zeros(1)), seed=0)
     with pytest.raises(ValueError, match="at least 2 stays of each class"):
         metric_interval(np.r_[1, np.zeros(9, int)], np.arange(10.0), "auroc", 0.0, seed=0)
+
+
+def test_a_perfect_ranking_still_gets_a_finite_interval():
+    y = np.r_[np.zeros(20, int), np.ones(5, int)]
+    s = np.arange(25.0)  # every positive above every negative: AUROC 1 in every resample
+    iv = metric_interval(y, s, "auroc", 0.0, seed=0, n_resamples=200)
+    assert iv == Interval(1.0, 1.0, 1.0)

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from tiny_cohort import FEATURES, write_cohort
 
-from tardiff.data import prepare
+from tardiff.data import prepare, sample_labels
 from tardiff.diffusion.train import run_diffusion_stage
-from tardiff.generate import run_generation_stage, sample_labels
+from tardiff.generate import run_generation_stage
 from tardiff.guidance.influence import run_influence_stage
 from tardiff.io import load_checkpoint, read_parquet, save_checkpoint
 from tardiff.layout import Layout
@@ -32,7 +32,7 @@ def stages(tmp_path_factory, tiny_config):
     config = tiny_config(
         classifier={"hidden": 6, "max_epochs": 1},
         diffusion={"timesteps": 20, "train_steps": 3, "warmup_steps": 1, "batch_size": 16},
-        generation={"steps": 4, "batch_size": 16, "scale": 0.2, "n_samples": None},
+        generation={"steps": 4, "batch_size": 16, "n_samples": None},
     )
     layout = Layout(str(root / "results"))
     data = {"stays": cohort.stays, "timeseries": cohort.timeseries, "task": TASK}
@@ -51,18 +51,21 @@ def stages(tmp_path_factory, tiny_config):
     return layout, cohort, config
 
 
-def _run(stages, method, out_dir, classifier=None, seed=3, **gen):
-    """Run the generation stage into ``out_dir`` with generation settings changed by ``gen``."""
+def _run(stages, method, out_dir, classifier=None, seed=3, scale=None, **gen):
+    """Run the generation stage into ``out_dir`` with generation settings changed by ``gen``
+    (scale: 0 for conditional, 0.2 for the guided methods unless given)."""
     layout, cohort, config = stages
     settings = replace(GenerationSettings.from_config(config["generation"]), **gen)
+    scale = (0.0 if method == "conditional" else 0.2) if scale is None else scale
     return run_generation_stage(
         stays=cohort.stays, timeseries=cohort.timeseries,
         diffusion=layout.diffusion("d", TASK).model,
         classifier=classifier or layout.classifier("d", TASK).model,
-        influence=layout.influence("d", TASK).G, task=TASK, method=method, seed=seed,
-        out=Layout(str(out_dir)).synthetic("d", TASK, method, seed), settings=settings,
+        influence=layout.influence("d", TASK).G, task=TASK, method=method, scale=scale,
+        seeds=[seed], outs=[Layout(str(out_dir)).synthetic("d", TASK, method, scale, seed)],
+        settings=settings,
         device=config["device"],
-    )  # fmt: skip
+    )[0]  # fmt: skip
 
 
 def test_sample_labels_follow_train_counts():
@@ -70,14 +73,23 @@ def test_sample_labels_follow_train_counts():
     labels = sample_labels(y, None, seed=0)
     assert np.bincount(labels).tolist() == [7, 3] and not np.array_equal(labels, np.sort(labels))
     assert np.bincount(sample_labels(y, 20, seed=0)).tolist() == [14, 6]
+    # minority-only augmentation up to 2x the real minority tops the minority class up
+    assert np.bincount(sample_labels(y, None, seed=0, minority_multiple=2)).tolist() == [7, 6]
+    assert np.bincount(sample_labels(1 - y, None, seed=0, minority_multiple=2.5)).tolist() == [8, 7]
+
+
+def test_an_unguided_method_refuses_a_scale(stages, tmp_path):
+    with pytest.raises(ValueError, match="conditional is unguided"):
+        _run(stages, "conditional", tmp_path, scale=0.1)
 
 
 @pytest.mark.parametrize("method", ["conditional", "tardiff", "classifier_guidance"])
 def test_generation_stage_end_to_end(stages, tmp_path, method):
     _, cohort, _ = stages
     info = _run(stages, method, tmp_path)
-    out = Layout(str(tmp_path)).synthetic("d", TASK, method, 3)
-    assert out.samples.endswith(f"/synthetic/{method}/seed3.parquet")
+    scale = 0 if method == "conditional" else 0.2
+    out = Layout(str(tmp_path)).synthetic("d", TASK, method, scale, 3)
+    assert out.samples.endswith(f"/synthetic/{method}/w{scale:g}/seed3.parquet")
     prep = prepare(cohort.stays, cohort.timeseries, TASK)
     n_train = len(prep.y["train"])
     frame = read_parquet(out.samples)
@@ -92,7 +104,7 @@ def test_generation_stage_end_to_end(stages, tmp_path, method):
     assert {"step", "t", "sigma", "shift_rms", "ratio"} <= set(diag.columns)
     np.testing.assert_allclose(diag["ratio"], diag["shift_rms"] / diag["sigma"])
     if method == "conditional":
-        assert (diag["shift_rms"] == 0).all() and info["scale"] is None
+        assert (diag["shift_rms"] == 0).all() and info["scale"] == 0
     else:
         assert (diag["shift_rms"] > 0).all()
     if method == "tardiff":
@@ -106,9 +118,10 @@ def test_guidance_changes_samples_and_is_seeded(stages, tmp_path):
     _run(stages, "conditional", tmp_path / "b")
     _run(stages, "tardiff", tmp_path / "c", scale=0.0)
     _run(stages, "tardiff", tmp_path / "d", scale=1.0)
+    runs = zip("abcd", ["conditional"] * 2 + ["tardiff"] * 2, [0, 0, 0, 1.0], strict=True)
     a, b, c, d = (
-        read_parquet(Layout(str(tmp_path / k)).synthetic("d", TASK, m, 3).samples)[FEATURES]
-        for k, m in zip("abcd", ["conditional", "conditional", "tardiff", "tardiff"], strict=True)
+        read_parquet(Layout(str(tmp_path / k)).synthetic("d", TASK, m, w, 3).samples)[FEATURES]
+        for k, m, w in runs
     )
     pd.testing.assert_frame_equal(a, b)
     pd.testing.assert_frame_equal(a, c)

@@ -146,9 +146,11 @@ COMMANDS = {
     "train-classifier": ("tardiff.models.train_classifier", "run_classifier_stage", ["--task"]),
     "influence": ("tardiff.guidance.influence", "run_influence_stage", ["--task"]),
     "train-diffusion": ("tardiff.diffusion.train", "run_diffusion_stage", ["--task"]),
-    "generate": ("tardiff.generate", "run_generation_stage", ["--task", "--method", "--seed"]),
-}
-ARGS = {"--task": "mortality", "--method": "tardiff", "--seed": "4"}
+    "generate": (
+        "tardiff.generate", "run_generation_stage", ["--task", "--method", "--scale", "--seed"]
+    ),
+}  # fmt: skip
+ARGS = {"--task": "mortality", "--method": "tardiff", "--scale": "0.03", "--seed": "4"}
 
 
 def _expected_paths(layout: Layout, command: str) -> dict:
@@ -163,7 +165,8 @@ def _expected_paths(layout: Layout, command: str) -> dict:
         "train-diffusion": {**data, "out": diff},
         "generate": {
             **data, "diffusion": diff.model, "classifier": clf.model, "influence": inf.G,
-            "out": layout.synthetic("d", task, "tardiff", 4), "method": "tardiff", "seed": 4,
+            "outs": [layout.synthetic("d", task, "tardiff", 0.03, 4)], "method": "tardiff",
+            "scale": 0.03, "seeds": [4],
         },
     }[command]  # fmt: skip
 

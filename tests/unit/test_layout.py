@@ -13,8 +13,13 @@ from tardiff.layout import (
     CohortFiles,
     DiffusionFiles,
     InfluenceFiles,
+    JitterFiles,
     Layout,
     SyntheticFiles,
+    parse_dataset,
+    scale_tag,
+    scarcity_dataset,
+    seed_files,
 )
 from tardiff.settings import DatasetSettings
 
@@ -39,7 +44,16 @@ def _all_paths(layout: Layout, dataset: str, task: str, method: str, seed: int |
         "classifier": layout.classifier(dataset, task),
         "influence": layout.influence(dataset, task),
         "diffusion": layout.diffusion(dataset, task),
-        "synthetic": layout.synthetic(dataset, task, method, seed),
+        "synthetic": layout.synthetic(dataset, task, method, 0.1, seed),
+        "jitter": layout.jitter(dataset, task, seed),
+        "synthetic_seeds": layout.synthetic_seeds(dataset, task, method, 0.1, [seed]),
+        "jitter_seeds": layout.jitter_seeds(dataset, task, [seed]),
+        "draw": layout.draw(dataset, task, method, 0.1, seed),
+        "selection": layout.selection(dataset, task),
+        "evaluation": layout.evaluation(dataset, task),
+        "metrics": layout.metrics(),
+        "report": layout.report(),
+        "run_log": layout.run_log("report"),
         "manifest": layout.manifest(dataset),
         "log": layout.log(dataset, "train_classifier", task),
         "benchmark": layout.benchmark(dataset, "train_classifier", task),
@@ -75,10 +89,12 @@ def test_paths_sit_under_the_root(root):
 
 
 FOLDERS = ("dataset_dir", "raw", "raw_input", "task_dir")
-BUNDLES = ("cohort_inputs", "generation_inputs")  # what a stage reads: other stages' outputs
+# what a stage reads: other stages' outputs
+BUNDLES = ("cohort_inputs", "generation_inputs", "draw", "synthetic_seeds", "jitter_seeds")
 # how many of (dataset, task, method, seed) each file depends on
 SCOPE = {"cohort": 1, "manifest": 1, "classifier": 2, "influence": 2, "diffusion": 2, "log": 2}
-SCOPE |= {"benchmark": 2, "synthetic": 4}
+SCOPE |= {"benchmark": 2, "synthetic": 4, "selection": 2, "evaluation": 2}
+SCOPE |= {"jitter": 2, "metrics": 0, "report": 0, "run_log": 0}  # jitter: (dataset, task, seed)
 
 
 def test_names_are_unique_across_stages():
@@ -119,10 +135,11 @@ def test_wildcards_pass_through():
         layout.classifier("{dataset}", "{task}").model
         == "results/{dataset}/{task}/classifier/model.pt"
     )
-    assert layout.synthetic("{dataset}", "{task}", "{method}", "{seed}") == SyntheticFiles(
-        "results/{dataset}/{task}/synthetic/{method}/seed{seed}.parquet",
-        "results/{dataset}/{task}/synthetic/{method}/seed{seed}.json",
-        "results/{dataset}/{task}/synthetic/{method}/seed{seed}_diagnostics.csv",
+    synthetic = layout.synthetic("{dataset}", "{task}", "{method}", "{scale}", "{seed}")
+    assert synthetic == SyntheticFiles(
+        "results/{dataset}/{task}/synthetic/{method}/w{scale}/seed{seed}.parquet",
+        "results/{dataset}/{task}/synthetic/{method}/w{scale}/seed{seed}.json",
+        "results/{dataset}/{task}/synthetic/{method}/w{scale}/seed{seed}_diagnostics.csv",
     )
     assert layout.cohort("{dataset}").stays == "results/{dataset}/cohort/stays.parquet"
     assert (
@@ -185,3 +202,33 @@ def test_input_bundles_are_the_producing_stages_outputs():
         "classifier": layout.classifier("d", "t").model,
         "influence": layout.influence("d", "t").G,
     }
+
+
+def test_scarcity_names_scales_and_draws():
+    assert scarcity_dataset("mimic3_demo", 0.25) == "mimic3_demo-train0.25"
+    assert parse_dataset("mimic3_demo-train0.25") == ("mimic3_demo", 0.25)
+    assert parse_dataset("mimic3_demo") == ("mimic3_demo", 1.0)
+    assert [scale_tag(w) for w in (0, 0.1, 0.03, -1.0, "{scale}")] == [
+        "0",
+        "0.1",
+        "0.03",
+        "-1",
+        "{scale}",
+    ]
+    layout = Layout("r")
+    # a guided method at scale 0 is conditional sampling; jitter has no scale
+    assert (
+        layout.draw("d", "t", "tardiff", 0.0, 2)
+        == layout.synthetic("d", "t", "conditional", 0, 2).samples
+    )
+    assert layout.draw("d", "t", "tardiff", 0.1, 2) == "r/d/t/synthetic/tardiff/w0.1/seed2.parquet"
+    assert layout.draw("d", "t", "jitter", None, 2) == layout.jitter("d", "t", 2).samples
+
+
+def test_per_seed_outputs_round_trip():
+    layout = Layout("r")
+    outputs = layout.synthetic_seeds("d", "t", "tardiff", 0.1, [0, 2])
+    assert set(outputs) == {f"{f}_seed{k}" for f in SyntheticFiles._fields for k in (0, 2)}
+    assert seed_files(SyntheticFiles, outputs, 2) == layout.synthetic("d", "t", "tardiff", 0.1, 2)
+    jitter = layout.jitter_seeds("d", "t", [1])
+    assert seed_files(JitterFiles, jitter, 1) == layout.jitter("d", "t", 1)

@@ -4,12 +4,14 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from file_access import STRACE_ARGS, declared_jobs, job_access, under
 from wfutil import ROOT, snakemake
 
 from tardiff.config import load_config
+from tardiff.evaluate.utility import PAIRED_COLUMNS, UTILITY_COLUMNS
 from tardiff.layout import Layout
 
 TEST_CONFIG = ROOT / "config/test.yaml"
@@ -56,6 +58,43 @@ def _check_declared_files(jobs, declared, results):
         )
 
 
+def _check_evaluation_outputs(layout, config):
+    """utility.csv and paired.csv: columns, value ranges, one row per expected combination;
+    the selections, figures and tables exist."""
+    ev = config["evaluation"]
+    seeds, ratios, multiples = ev["seeds"], ev["ratios"], ev["minority_multiples"]
+    utility = pd.read_csv(layout.metrics().utility)
+    assert list(utility.columns) == UTILITY_COLUMNS
+    metrics = utility[[c for c in UTILITY_COLUMNS if c.startswith(("auroc", "auprc", "minority"))]]
+    assert np.isfinite(metrics.to_numpy()).all() and metrics.to_numpy().min() >= 0
+    assert metrics.to_numpy().max() <= 1
+    main = utility[utility["fraction"] == 1.0]
+    methods = 4  # conditional, tardiff, classifier_guidance, jitter
+    per_pair = seeds * (1 + methods * (1 + len(ratios) + len(multiples)))
+    n_pairs = sum(len(e["tasks"]) for e in config["datasets"].values())
+    assert len(main) == per_pair * n_pairs
+    assert not main.duplicated(["dataset", "task", "method", "protocol", "ratio", "seed"]).any()
+    scarce = utility[utility["fraction"] < 1.0]
+    fractions = [f for f in ev["scarcity"]["fractions"] if f < 1]
+    assert sorted(scarce["fraction"].unique()) == fractions
+    assert len(scarce) == len(fractions) * seeds * (1 + methods)
+    assert set(scarce["protocol"]) == {"TRTR", "TSRTR"} and (scarce["ratio"].dropna() == 1).all()
+    paired = pd.read_csv(layout.metrics().paired)
+    assert list(paired.columns) == PAIRED_COLUMNS and (paired["n_seeds"] == seeds).all()
+    assert set(paired["baseline"]) == {"real", "conditional"}
+    assert (paired["delta_lo"] <= paired["delta_hi"]).all()
+    for name, entry in config["datasets"].items():
+        for task in entry["tasks"]:
+            selection = json.loads(Path(layout.selection(name, task)).read_text())
+            assert set(selection["methods"]) == {"tardiff", "classifier_guidance"}
+            rows = main[(main.dataset == name) & (main.task == task)]
+            for method, chosen in rows.groupby("method")["scale"]:
+                if method in selection["methods"]:
+                    assert (chosen == selection["methods"][method]["chosen"]).all()
+    for path in layout.report():
+        assert Path(path).stat().st_size > 0, path
+
+
 def _hidden(path, results):
     """Temporary and staging entries (dot-names) of the atomic writers."""
     return any(part.startswith(".") for part in path.relative_to(results).parts)
@@ -73,7 +112,6 @@ def test_end_to_end_test_config(tmp_path):
     assert result.returncode == 0, result.stdout[-5000:]
     config = load_config(TEST_CONFIG)
     layout = Layout(str(tmp_path / config["results_dir"]))
-    methods = ["conditional", "tardiff", "classifier_guidance"]
     for name, entry in config["datasets"].items():
         cohort = layout.cohort(name)
         stays = pd.read_parquet(cohort.stays)
@@ -84,11 +122,16 @@ def test_end_to_end_test_config(tmp_path):
         summary = json.loads(Path(cohort.summary).read_text())
         assert summary["n_stays"] == len(stays)
         for task in entry["tasks"]:
-            for method in methods:
-                samples = pd.read_parquet(layout.synthetic(name, task, method, 0).samples)
+            for method, scale in [
+                ("conditional", 0),
+                ("tardiff", 0.1),
+                ("classifier_guidance", 0.1),
+            ]:
+                samples = pd.read_parquet(layout.synthetic(name, task, method, scale, 1).samples)
                 assert task in samples.columns and samples[task].nunique() == 2
                 assert not samples.drop(columns=["stay_id", "step", task]).isna().any().any()
         assert Path(layout.manifest(name)).exists()
+    _check_evaluation_outputs(layout, config)
     again = snakemake(
         "-n", "--cores", "2", "--directory", str(tmp_path), "--configfile", str(TEST_CONFIG)
     )

@@ -5,19 +5,39 @@ import sys
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from tardiff.config import validate_config
-from tardiff.layout import Layout
+from tardiff.io import read_json
+from tardiff.evaluate.sets import evaluation_draws, selection_draws
+from tardiff.generate import METHODS as DIFFUSION_METHODS
+from tardiff.layout import SCARCITY_TAG, Layout, parse_dataset, scarcity_dataset
 from tardiff.provenance import source_hash
 from tardiff.runtime import available_mem_mb
-from tardiff.settings import DatasetSettings
+from tardiff.settings import DatasetSettings, ScaleGrids
 
 CFG = validate_config(
     config
 )  # the one validation: schema, defaults, per-dataset defaults
 LAYOUT = Layout.from_config(CFG)
 DATASETS = CFG["datasets"]
-METHODS = CFG["generation"]["methods"]
-SEEDS = CFG["generation"]["seeds"]
-PAIRS = [(d, t) for d in DATASETS for t in DATASETS[d]["tasks"]]
+METHODS = tuple(CFG["generation"]["methods"])
+SCALES = ScaleGrids.from_config(CFG["generation"]["scales"])
+N_SEEDS = CFG["evaluation"]["seeds"]
+SEEDS = list(range(N_SEEDS))
+# The largest minority-only multiple: generation tops the minority class up to it.
+MINORITY_MULTIPLE = max([1.0, *CFG["evaluation"]["minority_multiples"]])
+# (dataset, task) pairs: the config's, then the data-scarcity study's reduced copies.
+BASE_PAIRS = [(d, t) for d in DATASETS for t in DATASETS[d]["tasks"]]
+SCARCITY = CFG["evaluation"]["scarcity"]
+SCARCITY_TASKS = {}  # dataset -> tasks its reduced copies are stratified by and studied for
+for pair in SCARCITY["pairs"]:
+    SCARCITY_TASKS.setdefault(pair.split("/")[0], []).append(pair.split("/")[1])
+SCARCITY_PAIRS = [
+    (scarcity_dataset(d, f), t)
+    for d, tasks in SCARCITY_TASKS.items()
+    for f in SCARCITY["fractions"]
+    if f < 1
+    for t in tasks
+]
+PAIRS = BASE_PAIRS + SCARCITY_PAIRS
 
 # Memory (MiB) per job: the peak RSS measured on the default config (README) with headroom.
 # Stages estimate their need before allocating and fail with a message above it; raise it for
@@ -29,14 +49,17 @@ MEM_MB = {
     "influence": 1000,  # 509; 288 steps x 2000 stays: 762 (benchmarks/influence_memory.py)
     "train_diffusion": 1500,  # 845
     "generate": 1000,  # 632
+    "jitter": 1000,
+    "select_scales": 1500,
+    "evaluate": 2000,
 }
 
 
 def requested_pairs():
     """(dataset, task) pairs of the datasets this run asks for (all without dataset targets)."""
     targets = workflow.dag_settings.targets if workflow.dag_settings else ()
-    wanted = {d for d in DATASETS for t in targets if d in Path(t).parts}
-    return [(d, t) for d, t in PAIRS if d in (wanted or DATASETS)]
+    wanted = {d for d, _ in PAIRS for t in targets if d in Path(t).parts}
+    return [(d, t) for d, t in PAIRS if d in (wanted or {d for d, _ in PAIRS})]
 
 
 def diffusion_threads(wildcards):
@@ -56,10 +79,14 @@ if workflow.local_exec and workflow.global_resources.get("mem_mb").value is None
     workflow.register_resource("mem_mb", available_mem_mb())
 
 
+BASE_DATASET = "|".join(DATASETS)
+
+
 wildcard_constraints:
-    dataset="|".join(DATASETS),
+    dataset=f"({BASE_DATASET})({SCARCITY_TAG}[0-9.e-]+)?",
     task="[A-Za-z0-9_]+",
-    method="|".join(METHODS),
+    method="|".join(DIFFUSION_METHODS),
+    scale=r"-?[0-9.e+-]+",
     seed=r"\d+",
 
 
@@ -68,20 +95,46 @@ def raw_input(wildcards):
     return LAYOUT.raw_input(wildcards.dataset, entry)
 
 
+def selection_inputs(wildcards):
+    """Samples of every scale of every guided method's grid (and the conditional ones)."""
+    keys = selection_draws(METHODS, SCALES, N_SEEDS)
+    return [LAYOUT.draw(wildcards.dataset, wildcards.task, *key) for key in keys]
+
+
+def evaluation_inputs(wildcards):
+    """Samples of each method at the scale chosen on validation (after the selection ran)."""
+    selection = checkpoints.select_scales.get(**wildcards).output[0]
+    chosen = {m: v["chosen"] for m, v in read_json(selection)["methods"].items()}
+    keys = evaluation_draws(METHODS, chosen, N_SEEDS)
+    return [LAYOUT.draw(wildcards.dataset, wildcards.task, *key) for key in keys]
+
+
+def pair_targets(dataset, task):
+    """Every model, sample and evaluation file of one (dataset, task) pair."""
+    targets = [*LAYOUT.classifier(dataset, task), *LAYOUT.influence(dataset, task)]
+    targets += LAYOUT.diffusion(dataset, task)
+    for method, scale, seed in selection_draws(METHODS, SCALES, N_SEEDS):
+        targets += LAYOUT.synthetic(dataset, task, method, scale, seed)
+    for seed in SEEDS:
+        targets += LAYOUT.jitter(dataset, task, seed)
+    return [*targets, LAYOUT.selection(dataset, task), *LAYOUT.evaluation(dataset, task)]
+
+
 def dataset_targets(dataset):
+    """Every output of a dataset, its data-scarcity copies included (the manifest's list)."""
     targets = list(LAYOUT.cohort(dataset))
-    for task in DATASETS[dataset]["tasks"]:
-        targets += LAYOUT.classifier(dataset, task)
-        targets += LAYOUT.influence(dataset, task)
-        targets += LAYOUT.diffusion(dataset, task)
-        for method in METHODS:
-            for seed in SEEDS:
-                targets += LAYOUT.synthetic(dataset, task, method, seed)
+    for d, t in PAIRS:
+        if parse_dataset(d)[0] == dataset:
+            targets += pair_targets(d, t) + (list(LAYOUT.cohort(d)) if d != dataset else [])
     return targets
 
 
 def all_targets():
-    return [LAYOUT.manifest(dataset) for dataset in DATASETS]
+    return [
+        *(LAYOUT.manifest(dataset) for dataset in DATASETS),
+        *LAYOUT.metrics(),
+        *LAYOUT.report(),
+    ]
 
 
 def section(name):

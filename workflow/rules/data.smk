@@ -6,6 +6,8 @@ rule demo_raw:
         LAYOUT.log("{dataset}", "demo_raw"),
     benchmark:
         LAYOUT.benchmark("{dataset}", "demo_raw")
+    wildcard_constraints:
+        dataset=BASE_DATASET,
     conda:
         "../../envs/data.yaml"
     resources:
@@ -29,6 +31,8 @@ rule extract_cohort:
         LAYOUT.log("{dataset}", "extract_cohort"),
     benchmark:
         LAYOUT.benchmark("{dataset}", "extract_cohort")
+    wildcard_constraints:
+        dataset=BASE_DATASET,
     conda:
         "../../envs/data.yaml"
     threads: workflow.cores
@@ -43,6 +47,27 @@ rule extract_cohort:
         "../scripts/extract_cohort.py"
 
 
+rule scarcity_cohort:
+    """The data-scarcity study's copy of a cohort: a stratified share of its train stays."""
+    input:
+        **LAYOUT.cohort_inputs("{base}"),
+    output:
+        **LAYOUT.cohort(f"{{base}}{SCARCITY_TAG}{{fraction}}")._asdict(),
+    log:
+        LAYOUT.log(f"{{base}}{SCARCITY_TAG}{{fraction}}", "scarcity_cohort"),
+    wildcard_constraints:
+        base=BASE_DATASET,
+        fraction="[0-9.e-]+",
+    conda:
+        "../../envs/data.yaml"
+    params:
+        tasks=lambda wc: SCARCITY_TASKS[wc.base],
+        seed=CFG["seed"],
+        code=source_hash("scarcity", "io", "layout"),
+    script:
+        "../scripts/scarcity_cohort.py"
+
+
 rule manifest:
     """Checksums of every output of a dataset (what DVC and users compare)."""
     input:
@@ -51,6 +76,8 @@ rule manifest:
         LAYOUT.manifest("{dataset}"),
     log:
         LAYOUT.log("{dataset}", "manifest"),
+    wildcard_constraints:
+        dataset=BASE_DATASET,
     conda:
         "../../envs/data.yaml"
     params:

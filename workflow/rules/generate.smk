@@ -1,13 +1,14 @@
 rule generate:
-    """Synthetic samples of one method and seed, in physical units."""
+    """Synthetic samples of one diffusion method and guidance scale, in physical units, one set
+    per evaluation seed (the models load once)."""
     input:
         **LAYOUT.generation_inputs("{dataset}", "{task}"),
     output:
-        **LAYOUT.synthetic("{dataset}", "{task}", "{method}", "{seed}")._asdict(),
+        **LAYOUT.synthetic_seeds("{dataset}", "{task}", "{method}", "{scale}", SEEDS),
     log:
-        LAYOUT.log("{dataset}", "generate_{method}_seed{seed}", "{task}"),
+        LAYOUT.log("{dataset}", "generate_{method}_w{scale}", "{task}"),
     benchmark:
-        LAYOUT.benchmark("{dataset}", "generate_{method}_seed{seed}", "{task}")
+        LAYOUT.benchmark("{dataset}", "generate_{method}_w{scale}", "{task}")
     conda:
         "../../envs/torch.yaml"
     resources:
@@ -15,7 +16,32 @@ rule generate:
         gpu=1,
     params:
         generation=section("generation"),
+        seeds=SEEDS,
+        minority_multiple=MINORITY_MULTIPLE,
         device=CFG["device"],
         code=source_hash(*STAGE_CODE, "models", "diffusion", "guidance", "generate"),
     script:
         "../scripts/generate.py"
+
+
+rule jitter:
+    """The non-generative baseline: resampled real training stays, noise and time warp (one
+    set per evaluation seed)."""
+    input:
+        **COHORT_INPUTS,
+    output:
+        **LAYOUT.jitter_seeds("{dataset}", "{task}", SEEDS),
+    log:
+        LAYOUT.log("{dataset}", "jitter", "{task}"),
+    conda:
+        "../../envs/torch.yaml"
+    resources:
+        mem_mb=MEM_MB["jitter"],
+    params:
+        jitter=CFG["evaluation"]["jitter"],
+        seeds=SEEDS,
+        n_samples=CFG["generation"]["n_samples"],
+        minority_multiple=MINORITY_MULTIPLE,
+        code=source_hash(*STAGE_CODE, "generate", "jitter"),
+    script:
+        "../scripts/jitter.py"

@@ -1,9 +1,9 @@
-"""Snakemake adapter: generate synthetic samples for one method and seed."""
+"""Snakemake adapter: synthetic samples of one method and scale, one set per seed."""
 
 import _srcpath  # noqa: F401  (repository src/ on sys.path)
 
 from tardiff.generate import run_generation_stage
-from tardiff.layout import SyntheticFiles
+from tardiff.layout import SyntheticFiles, seed_files
 from tardiff.runtime import setup_logging, use_threads
 from tardiff.settings import GenerationSettings
 
@@ -18,9 +18,11 @@ run_generation_stage(
     influence=sm.input.influence,
     task=sm.wildcards.task,
     method=sm.wildcards.method,
-    seed=int(sm.wildcards.seed),
-    out=SyntheticFiles(**sm.output),
+    scale=float(sm.wildcards.scale),
+    seeds=sm.params.seeds,
+    outs=[seed_files(SyntheticFiles, sm.output, k) for k in sm.params.seeds],
     settings=GenerationSettings.from_config(sm.params.generation),
+    minority_multiple=sm.params.minority_multiple,
     device=sm.params.device,
     mem_mb=sm.resources.mem_mb,
 )

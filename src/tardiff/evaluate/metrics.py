@@ -18,19 +18,17 @@ negative stays) with a seeded generator, so the same inputs give the same interv
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
-from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, roc_auc_score
+from sklearn.metrics import precision_recall_curve
+
+from tardiff.data import minority_label
 
 NO_DIFFERENCE = "no detectable difference"
-
-
-def minority_label(y: np.ndarray) -> int:
-    """The rarer label (1 on a tie), whose F1 is reported."""
-    return int((y == 1).sum() <= (y == 0).sum())
 
 
 def f1_threshold(y_val: np.ndarray, score_val: np.ndarray) -> float:
@@ -47,28 +45,61 @@ def f1_threshold(y_val: np.ndarray, score_val: np.ndarray) -> float:
     return float(thresholds[best] if minority == 1 else -thresholds[best])
 
 
-def _minority_f1(y: np.ndarray, score: np.ndarray, threshold: float) -> float:
-    minority = minority_label(y)
+# The metrics below work on the last axis of (..., n) arrays, so that a whole batch of
+# bootstrap resamples is scored at once; they equal scikit-learn's roc_auc_score,
+# average_precision_score and f1_score (ties included; tested against them).
+
+
+def auroc(y: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Area under the ROC curve (Mann-Whitney U with average ranks for ties)."""
+    y = y.astype(bool)
+    ranks = stats.rankdata(score, axis=-1)
+    n_pos = y.sum(-1)
+    n_neg = y.shape[-1] - n_pos
+    return (np.where(y, ranks, 0.0).sum(-1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def average_precision(y: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Average precision: the mean over positives of the precision at the end of their tie group
+    of scores (scikit-learn's step-wise AUPRC)."""
+    order = np.argsort(-score, axis=-1, kind="stable")
+    s = np.take_along_axis(score, order, -1)
+    hits = np.take_along_axis(y.astype(bool), order, -1)
+    n = s.shape[-1]
+    precision = np.cumsum(hits, -1) / np.arange(1, n + 1)
+    last = np.ones(s.shape, bool)
+    last[..., :-1] = s[..., 1:] != s[..., :-1]
+    group_end = np.minimum.accumulate(np.where(last, np.arange(n), n)[..., ::-1], -1)[..., ::-1]
+    at_end = np.take_along_axis(precision, group_end, -1)
+    return np.where(hits, at_end, 0.0).sum(-1) / hits.sum(-1)
+
+
+def minority_f1(y: np.ndarray, score: np.ndarray, threshold: float, minority: int) -> np.ndarray:
+    """F1 of the ``minority`` label, predicted where the score is on its side of ``threshold``."""
     predicted = score >= threshold if minority == 1 else score <= threshold
-    return float(f1_score(y == minority, predicted, zero_division=0.0))
+    actual = y == minority
+    tp = (predicted & actual).sum(-1)
+    denominator = predicted.sum(-1) + actual.sum(-1)
+    return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
 
 
-#: metric name -> f(y, score, threshold); the threshold only matters for F1
-METRIC_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray, float], float]] = {
-    "auroc": lambda y, s, _: float(roc_auc_score(y, s)),
-    "auprc": lambda y, s, _: float(average_precision_score(y, s)),
-    "f1": _minority_f1,
-}
+Metric = Callable[[np.ndarray, np.ndarray], np.ndarray]
+METRICS = ("auroc", "auprc", "f1")
+
+
+def metric_function(name: str, threshold: float, minority: int) -> Metric:
+    """``f(y, score)`` of metric ``name``; the threshold and minority label only matter for F1."""
+    if name == "auroc":
+        return auroc
+    if name == "auprc":
+        return average_precision
+    return lambda y, s: minority_f1(y, s, threshold, minority)
 
 
 def scores(y: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, float]:
     """AUROC, AUPRC (average precision) and minority-class F1 at ``threshold``."""
-    return {name: fn(y, score, threshold) for name, fn in METRIC_FUNCTIONS.items()}
-
-
-def _metric(name: str, threshold: float) -> Callable[[np.ndarray, np.ndarray], float]:
-    fn = METRIC_FUNCTIONS[name]
-    return lambda y, s: fn(y, s, threshold)
+    minority = minority_label(y)
+    return {m: float(metric_function(m, threshold, minority)(y, score)) for m in METRICS}
 
 
 @dataclass(frozen=True)
@@ -105,20 +136,26 @@ def metric_interval(
     n_resamples: int = 1000,
     method: str = "BCa",
 ) -> Interval:
-    """``metric`` of one arm on the test stays with a stratified bootstrap interval."""
-    fn = _metric(metric, threshold)
+    """``metric`` of one arm on the test stays with a stratified bootstrap interval (BCa, or
+    percentiles where BCa is undefined)."""
+    fn = metric_function(metric, threshold, minority_label(y))
     pos, neg = _strata(y)
 
-    def statistic(p, n):
-        rows = np.concatenate([p, n])
+    def statistic(p, n, axis=-1):
+        rows = np.concatenate([p, n], axis=-1)
         return fn(y[rows], score[rows])
 
-    result = stats.bootstrap(
-        (pos, neg), statistic, vectorized=False, n_resamples=n_resamples, method=method,
-        confidence_level=0.95, rng=np.random.default_rng(seed),
-    )  # fmt: skip
+    with warnings.catch_warnings():  # a degenerate BCa is handled below
+        warnings.simplefilter("ignore", (RuntimeWarning, stats.DegenerateDataWarning))
+        result = stats.bootstrap(
+            (pos, neg), statistic, vectorized=True, n_resamples=n_resamples, method=method,
+            confidence_level=0.95, rng=np.random.default_rng(seed),
+        )  # fmt: skip
     ci = result.confidence_interval
-    return Interval(fn(y, score), float(ci.low), float(ci.high))
+    if method != "percentile" and not np.isfinite([ci.low, ci.high]).all():
+        # BCa is undefined when the resampled statistic hardly varies (e.g. a perfect ranking)
+        return metric_interval(y, score, metric, threshold, seed, n_resamples, "percentile")
+    return Interval(float(fn(y, score)), float(ci.low), float(ci.high))
 
 
 @dataclass(frozen=True)
@@ -152,25 +189,32 @@ def paired_difference(
     score_a, score_b = np.atleast_2d(score_a), np.atleast_2d(score_b)
     if score_a.shape != score_b.shape or score_a.shape[1] != len(y):
         raise ValueError(f"scores must be (seeds, {len(y)}), got {score_a.shape}, {score_b.shape}")
-    fa = [_metric(metric, float(t)) for t in thresholds[0]]
-    fb = [_metric(metric, float(t)) for t in thresholds[1]]
+    minority = minority_label(y)
+    fa = [metric_function(metric, float(t), minority) for t in thresholds[0]]
+    fb = [metric_function(metric, float(t), minority) for t in thresholds[1]]
 
-    def delta(k: int, rows: np.ndarray) -> float:
-        return fa[k](y[rows], score_a[k, rows]) - fb[k](y[rows], score_b[k, rows])
+    def deltas(rows: np.ndarray) -> np.ndarray:
+        """Δ of every seed on the stays ``rows`` (..., n) -> (..., seeds)."""
+        yr = y[rows]
+        return np.stack(
+            [fa[k](yr, score_a[k][rows]) - fb[k](yr, score_b[k][rows]) for k in range(len(fa))],
+            axis=-1,
+        )
 
-    every = np.arange(len(y))
-    per_seed = tuple(delta(k, every) for k in range(len(score_a)))
+    per_seed = tuple(float(d) for d in deltas(np.arange(len(y))))
     pos, neg = _strata(y)
 
-    def statistic(*samples):
+    def statistic(*samples, axis=-1):
         *seeds, p, n = samples  # one seed: nothing to resample between seeds
-        rows = np.concatenate([p, n])
-        return float(np.mean([delta(int(k), rows) for k in (seeds[0] if seeds else [0])]))
+        d = deltas(np.concatenate([p, n], axis=-1))
+        drawn = seeds[0] if seeds else np.zeros(d.shape[:-1] + (1,), int)
+        return np.take_along_axis(d, drawn, -1).mean(-1)
 
     data = (pos, neg) if len(score_a) == 1 else (np.arange(len(score_a)), pos, neg)
     result = stats.bootstrap(
-        data, statistic, vectorized=False, n_resamples=n_resamples, method=method,
+        data, statistic, vectorized=True, n_resamples=n_resamples, method=method,
         confidence_level=0.95, rng=np.random.default_rng(seed),
     )  # fmt: skip
     ci = result.confidence_interval
-    return PairedDifference(Interval(float(np.mean(per_seed)), ci.low, ci.high), per_seed)
+    estimate = float(np.mean(per_seed))
+    return PairedDifference(Interval(estimate, float(ci.low), float(ci.high)), per_seed)

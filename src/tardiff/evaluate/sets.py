@@ -1,0 +1,163 @@
+"""Training sets of the utility evaluation: real train, synthetic draws and their mixes.
+
+- A **draw** is one synthetic set (method, scale, seed) read back from the generation (or
+  jitter) stage and mapped into the normalised units of the shared transform fitted on real
+  train, so every evaluation model sees the same input scale.
+- **TSTR** trains on the draw's subset of ``|real train|`` samples at the real class ratio (the
+  labels the generator was asked for). **TSRTR** at ratio α trains on real train ∪ a subset of
+  ``round(α·|real train|)`` samples at the real class ratio. **Minority-only** augmentation at
+  multiple m adds ``round(m · real minority count)`` synthetic minority samples.
+- Subsets are **nested**: one seeded permutation per class of each draw, and every protocol takes
+  the first k samples of each class, so a smaller α is always a subset of a larger one.
+- A :class:`Plan` pools the real and synthetic arrays once and lists, per evaluation model, the
+  pool rows it trains on, its seed and what it is (method, protocol, ratio, scale, counts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tardiff.data import Transform, minority_label
+from tardiff.generate import METHODS
+from tardiff.io import read_parquet
+from tardiff.settings import ScaleGrids
+
+#: (method, scale, seed) of one synthetic draw; scale is None for jitter
+DrawKey = tuple[str, float | None, int]
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One synthetic set in normalised units, with its labels."""
+
+    key: DrawKey
+    x: np.ndarray
+    y: np.ndarray
+
+
+def selection_draws(methods: tuple[str, ...], scales: ScaleGrids, seeds: int) -> list[DrawKey]:
+    """Draws the scale selection scores: every scale of each guided method's grid and, as the
+    scale-0 candidate of every guided method, the conditional draw; all seeds."""
+    guided = [m for m in methods if METHODS[m] is not None]
+    keys: list[DrawKey] = [("conditional", 0.0, k) for k in range(seeds)] if guided else []
+    return keys + [(m, float(w), k) for m in guided for w in scales.of(m) for k in range(seeds)]
+
+
+def evaluation_draws(
+    methods: tuple[str, ...], chosen: dict[str, float], seeds: int
+) -> list[DrawKey]:
+    """Draws the final evaluation uses: each method at its chosen scale (0 for conditional),
+    then the jitter baseline; all seeds. A guided method whose chosen scale is 0 uses the
+    conditional draw (:meth:`tardiff.layout.Layout.draw`)."""
+    keys: list[DrawKey] = [(m, float(chosen.get(m, 0.0)), k) for m in methods for k in range(seeds)]
+    return keys + [("jitter", None, k) for k in range(seeds)]
+
+
+def load_draw(
+    path: str | Path, key: DrawKey, transform: Transform, task: str, seq_len: int
+) -> Draw:
+    """Read a synthetic set (cohort timeseries schema plus the label) into normalised arrays."""
+    frame = read_parquet(path)
+    missing = [c for c in ("stay_id", "step", task, *transform.features) if c not in frame]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}")
+    if len(frame) % seq_len or not len(frame):
+        raise ValueError(f"{path}: {len(frame)} rows is not a positive multiple of {seq_len} steps")
+    values = frame[transform.features].to_numpy(np.float32)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{path}: non-finite values in the synthetic series")
+    x_phys = values.reshape(-1, seq_len, len(transform.features))
+    labels = frame[task].to_numpy()[::seq_len].astype(np.int64)
+    if not np.isin(labels, [0, 1]).all():
+        raise ValueError(f"{path}: column '{task}' must be 0/1")
+    return Draw(key, transform.transform(x_phys)[0], labels)
+
+
+def class_orders(y: np.ndarray, seed: int) -> dict[int, np.ndarray]:
+    """One seeded permutation of the row indices of each class (the nesting order)."""
+    rng = np.random.default_rng([seed, 11])
+    return {c: rng.permutation(np.flatnonzero(y == c)) for c in (0, 1)}
+
+
+def ratio_counts(y_real: np.ndarray, ratio: float) -> dict[int, int]:
+    """Class counts of ``round(ratio·|real|)`` samples at the real class ratio."""
+    n = int(round(ratio * len(y_real)))
+    n_pos = int(round(n * float(np.mean(y_real))))
+    return {0: n - n_pos, 1: n_pos}
+
+
+def minority_counts(y_real: np.ndarray, multiple: float) -> dict[int, int]:
+    """Class counts of minority-only augmentation: ``multiple`` × the real minority count."""
+    minority = minority_label(y_real)
+    return {minority: int(round(multiple * np.sum(y_real == minority))), 1 - minority: 0}
+
+
+def take(orders: dict[int, np.ndarray], counts: dict[int, int], what: str) -> np.ndarray:
+    """The first ``counts[c]`` rows of each class order (nested subsets)."""
+    for c, k in counts.items():
+        if k > len(orders[c]):
+            raise ValueError(
+                f"{what}: needs {k} synthetic samples of class {c} but the draw has "
+                f"{len(orders[c])} (raise generation.n_samples or lower the ratio/multiple)"
+            )
+    return np.concatenate([orders[c][: counts[c]] for c in (0, 1)])
+
+
+@dataclass
+class Plan:
+    """A pool of arrays and the evaluation models to train on parts of it."""
+
+    x_parts: list[np.ndarray] = field(default_factory=list)
+    y_parts: list[np.ndarray] = field(default_factory=list)
+    size: int = 0
+    members: list[np.ndarray] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+
+    def add_data(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Append arrays to the pool; returns their pool row indices."""
+        self.x_parts.append(x)
+        self.y_parts.append(y)
+        self.size += len(x)
+        return np.arange(self.size - len(x), self.size)
+
+    def add_model(self, rows: np.ndarray, seed: int, **meta) -> None:
+        self.members.append(rows)
+        self.seeds.append(seed)
+        self.rows.append({**meta, "seed": seed})
+
+    def pool(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.concatenate(self.x_parts), np.concatenate(self.y_parts)
+
+
+def add_protocols(
+    plan: Plan,
+    real_rows: np.ndarray,
+    y_real: np.ndarray,
+    draw: Draw,
+    ratios: tuple[float, ...],
+    multiples: tuple[float, ...],
+    tstr: bool,
+) -> None:
+    """Add TSTR (if ``tstr``), TSRTR at every ratio and minority-only models of one draw."""
+    method, scale, seed = draw.key
+    rows = plan.add_data(draw.x, draw.y)
+    orders = class_orders(draw.y, seed)
+    what = f"{method} seed {seed}"
+    meta = {"method": method, "scale": scale}
+    if tstr:
+        synth = rows[take(orders, ratio_counts(y_real, 1.0), what)]
+        plan.add_model(synth, seed, protocol="TSTR", ratio=None, **meta,
+                       n_real=0, n_synthetic=len(synth))  # fmt: skip
+    for protocol, levels, counts in (
+        ("TSRTR", ratios, ratio_counts),
+        ("minority", multiples, minority_counts),
+    ):
+        for level in levels:
+            synth = rows[take(orders, counts(y_real, level), what)]
+            plan.add_model(np.concatenate([real_rows, synth]), seed, protocol=protocol,
+                           ratio=float(level), **meta, n_real=len(real_rows),
+                           n_synthetic=len(synth))  # fmt: skip

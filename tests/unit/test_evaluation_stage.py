@@ -1,0 +1,135 @@
+"""Scale selection and the utility evaluation stage on a tiny cohort with hand-made draws."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from tiny_cohort import FEATURES, write_cohort
+
+from tardiff.data import prepare, to_timeseries_frame
+from tardiff.evaluate.selection import run_selection_stage
+from tardiff.evaluate.sets import evaluation_draws, selection_draws
+from tardiff.evaluate.utility import (
+    PAIRED_COLUMNS,
+    UTILITY_COLUMNS,
+    collect_tables,
+    run_evaluation_stage,
+)
+from tardiff.io import read_json, read_parquet, write_parquet
+from tardiff.layout import Layout
+from tardiff.settings import EvaluationSettings, ScaleGrids
+
+TASK = "mortality"
+METHODS = ("conditional", "tardiff")
+GRIDS = ScaleGrids(tardiff=(0.1, 0.5), classifier_guidance=())
+SEQ = 6
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, tiny_config):
+    """A cohort, synthetic draws of every selection candidate and the jitter files."""
+    root = tmp_path_factory.mktemp("evaluation")
+    cohort = write_cohort(root / "cohort", n=160, seq_len=SEQ)
+    config = tiny_config(
+        evaluation={"seeds": 2, "ratios": [0.5, 1.0], "minority_multiples": [1],
+                    "model": {"hidden": 4, "steps": 8, "batch_size": 32},
+                    "bootstrap_resamples": 100},
+    )  # fmt: skip
+    settings = EvaluationSettings.from_config(config["evaluation"])
+    layout = Layout(str(root / "results"))
+    prepared = prepare(cohort.stays, cohort.timeseries, TASK)
+    y = prepared.y["train"]
+    keys = selection_draws(METHODS, GRIDS, settings.seeds)
+    keys += [("jitter", None, k) for k in range(settings.seeds)]
+    for method, scale, seed in keys:
+        rng = np.random.default_rng([seed, int(100 * (scale or 0))])
+        noise = rng.normal(0, 0.3 + (scale or 0), prepared.x["train"].shape)
+        x = prepared.transform.inverse(prepared.x["train"] + noise)
+        frame = to_timeseries_frame(x, y, list(FEATURES), TASK)
+        write_parquet(frame, layout.draw("d", TASK, method, scale, seed))
+    return root, cohort, layout, settings
+
+
+def _select(setup, stays=None, out="selection.json"):
+    root, cohort, layout, settings = setup
+    keys = selection_draws(METHODS, GRIDS, settings.seeds)
+    return run_selection_stage(
+        stays=stays or cohort.stays, timeseries=cohort.timeseries,
+        synthetic=[layout.draw("d", TASK, *k) for k in keys], dataset="d", task=TASK,
+        out=root / out, methods=METHODS, scales=GRIDS, settings=settings, device="cpu",
+    )  # fmt: skip
+
+
+def test_selection_scores_every_scale_and_ignores_test_labels(setup, tmp_path):
+    root, cohort, _, settings = setup
+    selection = _select(setup)
+    tardiff = selection["methods"]["tardiff"]
+    assert tardiff["grid"] == [0.0, 0.1, 0.5] and len(tardiff["per_seed"]) == 3
+    assert all(len(v) == settings.seeds for v in tardiff["per_seed"])
+    assert tardiff["chosen"] == tardiff["grid"][int(np.argmax(tardiff["score"]))]
+    assert read_json(root / "selection.json") == selection
+    # scrambled test labels (and test series) leave the selection unchanged
+    stays = read_parquet(cohort.stays)
+    test = stays["split"] == "test"
+    stays.loc[test, TASK] = np.random.default_rng(0).permutation(stays.loc[test, TASK].to_numpy())
+    stays.loc[test, TASK] = 1 - stays.loc[test, TASK]
+    scrambled = tmp_path / "stays.parquet"
+    write_parquet(stays, scrambled)
+    assert _select(setup, stays=scrambled, out="scrambled.json") == selection
+
+
+def test_evaluation_stage_writes_every_model_and_pair(setup):
+    root, cohort, layout, settings = setup
+    selection = _select(setup)
+    chosen = {m: v["chosen"] for m, v in selection["methods"].items()}
+    keys = evaluation_draws(METHODS, chosen, settings.seeds)
+    out = layout.evaluation("d-train0.5", TASK)
+    utility, paired = run_evaluation_stage(
+        stays=cohort.stays, timeseries=cohort.timeseries, selection=root / "selection.json",
+        synthetic=[layout.draw("d", TASK, *k) for k in keys], dataset="d-train0.5", task=TASK,
+        out=out, methods=METHODS, settings=settings, device="cpu",
+    )  # fmt: skip
+    table = pd.read_csv(out.utility)
+    assert list(table.columns) == UTILITY_COLUMNS and len(table) == len(utility)
+    # per seed: real TRTR + 3 methods x (TSTR + 2 ratios + 1 multiple)
+    assert len(table) == settings.seeds * (1 + 3 * 4)
+    assert (table["dataset"] == "d").all() and (table["fraction"] == 0.5).all()
+    metrics = table[["auroc", "auprc", "minority_f1"]].to_numpy()
+    assert np.isfinite(metrics).all() and (metrics >= 0).all() and (metrics <= 1).all()
+    assert (table["auroc_lo"] <= table["auroc"]).all() and (
+        table["auroc"] <= table["auroc_hi"]
+    ).all()
+    assert table.loc[table.method == "tardiff", "scale"].eq(chosen["tardiff"]).all()
+    trtr = table[table.protocol == "TRTR"]
+    assert trtr["ratio"].isna().all() and (trtr["n_synthetic"] == 0).all()
+    pairs = pd.read_csv(out.paired)
+    assert list(pairs.columns) == PAIRED_COLUMNS
+    # vs real: 3 methods x 4 arms; vs conditional: 2 methods x 4 arms; 2 metrics each
+    assert len(pairs) == (3 * 4 + 2 * 4) * 2 and (pairs["n_seeds"] == settings.seeds).all()
+    assert set(pairs["verdict"]) <= {"improves", "worse", "no detectable difference"}
+    again = layout.metrics()
+    collect_tables(utility=[out.utility, out.utility], paired=[out.paired], out=again)
+    assert len(pd.read_csv(again.utility)) == 2 * len(table)
+
+
+def test_the_scarcity_study_evaluates_trtr_and_tsrtr_at_one(setup):
+    root, cohort, layout, settings = setup
+    _select(setup)
+    chosen = {m: v["chosen"] for m, v in read_json(root / "selection.json")["methods"].items()}
+    keys = evaluation_draws(METHODS, chosen, settings.seeds)
+    out = layout.evaluation("d", "scarce")
+    utility, _ = run_evaluation_stage(
+        stays=cohort.stays, timeseries=cohort.timeseries, selection=root / "selection.json",
+        synthetic=[layout.draw("d", TASK, *k) for k in keys], dataset="d", task=TASK,
+        out=out, methods=METHODS, settings=settings, study="scarcity", device="cpu",
+    )  # fmt: skip
+    assert set(zip(utility.protocol, utility.ratio.fillna(-1), strict=True)) == {
+        ("TRTR", -1),
+        ("TSRTR", 1.0),
+    }
+    with pytest.raises(ValueError, match="expected"):
+        run_evaluation_stage(
+            stays=cohort.stays, timeseries=cohort.timeseries, selection=root / "selection.json",
+            synthetic=[], dataset="d", task=TASK, out=out, methods=METHODS, settings=settings,
+        )  # fmt: skip

@@ -1,0 +1,94 @@
+def report_caption(output_name):
+    """Caption file of a report output (``ratio_png`` -> ``../report/ratio.rst``)."""
+    return f"../report/{output_name.rsplit('_', 1)[0]}.rst"
+
+
+checkpoint select_scales:
+    """Guidance scale of each guided method, chosen by TSRTR AUPRC on validation select."""
+    input:
+        **COHORT_INPUTS,
+        synthetic=selection_inputs,
+    output:
+        LAYOUT.selection("{dataset}", "{task}"),
+    log:
+        LAYOUT.log("{dataset}", "select_scales", "{task}"),
+    benchmark:
+        LAYOUT.benchmark("{dataset}", "select_scales", "{task}")
+    conda:
+        "../../envs/torch.yaml"
+    resources:
+        mem_mb=MEM_MB["select_scales"],
+        gpu=1,
+    params:
+        methods=METHODS,
+        scales=CFG["generation"]["scales"],
+        evaluation=section("evaluation"),
+        device=CFG["device"],
+        code=source_hash(*STAGE_CODE, "models", "generate", "evaluate"),
+    script:
+        "../scripts/select_scales.py"
+
+
+rule evaluate:
+    """TRTR / TSTR / TSRTR / minority-only evaluation models scored on real test."""
+    input:
+        **COHORT_INPUTS,
+        selection=LAYOUT.selection("{dataset}", "{task}"),
+        synthetic=evaluation_inputs,
+    output:
+        **LAYOUT.evaluation("{dataset}", "{task}")._asdict(),
+    log:
+        LAYOUT.log("{dataset}", "evaluate", "{task}"),
+    benchmark:
+        LAYOUT.benchmark("{dataset}", "evaluate", "{task}")
+    conda:
+        "../../envs/torch.yaml"
+    resources:
+        mem_mb=MEM_MB["evaluate"],
+        gpu=1,
+    params:
+        methods=METHODS,
+        evaluation=section("evaluation"),
+        study=lambda wc: "main" if parse_dataset(wc.dataset)[1] == 1 else "scarcity",
+        seed=CFG["seed"],
+        device=CFG["device"],
+        code=source_hash(*STAGE_CODE, "models", "generate", "evaluate"),
+    script:
+        "../scripts/evaluate.py"
+
+
+rule metrics:
+    """Every dataset's utility rows and paired differences in two tidy tables."""
+    input:
+        utility=[LAYOUT.evaluation(d, t).utility for d, t in PAIRS],
+        paired=[LAYOUT.evaluation(d, t).paired for d, t in PAIRS],
+    output:
+        **LAYOUT.metrics()._asdict(),
+    log:
+        LAYOUT.run_log("metrics"),
+    conda:
+        "../../envs/data.yaml"
+    params:
+        code=source_hash("evaluate", "io", "layout"),
+    script:
+        "../scripts/metrics.py"
+
+
+rule report:
+    """Figures and tables of the utility evaluation (collected by snakemake --report)."""
+    input:
+        **LAYOUT.metrics()._asdict(),
+        selections=[LAYOUT.selection(d, t) for d, t in PAIRS],
+    output:
+        **{
+            name: report(path, caption=report_caption(name), category="Utility")
+            for name, path in LAYOUT.report()._asdict().items()
+        },
+    log:
+        LAYOUT.run_log("report"),
+    conda:
+        "../../envs/data.yaml"
+    params:
+        code=source_hash("evaluate", "io", "layout"),
+    script:
+        "../scripts/report.py"
