@@ -74,12 +74,21 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     split = config["split"]
     if abs(split["train"] + split["val"] + split["test"] - 1.0) > 1e-6:
         raise ConfigError("config key 'split': train + val + test must sum to 1")
+    for dataset, tasks in scarcity_tasks(config).items():
+        for task in tasks:
+            if task not in config["datasets"].get(dataset, {}).get("tasks", {}):
+                key = "evaluation.scarcity.pairs"
+                raise ConfigError(f"config key '{key}': {dataset}/{task} is not in this config")
+    return config
+
+
+def scarcity_tasks(config: dict[str, Any]) -> dict[str, list[str]]:
+    """Dataset -> tasks of the data-scarcity study (``evaluation.scarcity.pairs``)."""
+    tasks: dict[str, list[str]] = {}
     for pair in config["evaluation"]["scarcity"]["pairs"]:
         dataset, task = pair.split("/")
-        if task not in config["datasets"].get(dataset, {}).get("tasks", {}):
-            key = "evaluation.scarcity.pairs"
-            raise ConfigError(f"config key '{key}': {pair} is not a dataset/task of this config")
-    return config
+        tasks.setdefault(dataset, []).append(task)
+    return tasks
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

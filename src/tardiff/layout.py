@@ -96,8 +96,8 @@ class MetricsFiles(NamedTuple):
 class ReportFiles(NamedTuple):
     """Figures (PNG + PDF) and tables (Markdown + CSV) of the utility evaluation."""
 
-    ratio_png: str
-    ratio_pdf: str
+    fig2_png: str
+    fig2_pdf: str
     scarcity_png: str
     scarcity_pdf: str
     selection_png: str

@@ -95,8 +95,8 @@ def test_every_output_is_written_and_tables_hold_the_pandas_means(report):
     utility, out = report
     for path in out:
         assert Path(path).stat().st_size > 0, path
-    assert Path(out.ratio_png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert Path(out.ratio_pdf).read_bytes()[:5] == b"%PDF-"
+    assert Path(out.fig2_png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Path(out.fig2_pdf).read_bytes()[:5] == b"%PDF-"
 
     table1 = pd.read_csv(out.table1_csv)
     rows = _md_rows(out.table1_md)

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from tardiff.config import validate_config
+from tardiff.config import scarcity_tasks, validate_config
 from tardiff.io import read_json
 from tardiff.evaluate.sets import evaluation_draws, selection_draws
 from tardiff.generate import METHODS as DIFFUSION_METHODS
@@ -26,14 +26,12 @@ SEEDS = list(range(N_SEEDS))
 MINORITY_MULTIPLE = max([1.0, *CFG["evaluation"]["minority_multiples"]])
 # (dataset, task) pairs: the config's, then the data-scarcity study's reduced copies.
 BASE_PAIRS = [(d, t) for d in DATASETS for t in DATASETS[d]["tasks"]]
-SCARCITY = CFG["evaluation"]["scarcity"]
-SCARCITY_TASKS = {}  # dataset -> tasks its reduced copies are stratified by and studied for
-for pair in SCARCITY["pairs"]:
-    SCARCITY_TASKS.setdefault(pair.split("/")[0], []).append(pair.split("/")[1])
+# dataset -> tasks of the scarcity study (its reduced copies are stratified by them)
+SCARCITY_TASKS = scarcity_tasks(CFG)
 SCARCITY_PAIRS = [
     (scarcity_dataset(d, f), t)
     for d, tasks in SCARCITY_TASKS.items()
-    for f in SCARCITY["fractions"]
+    for f in CFG["evaluation"]["scarcity"]["fractions"]
     if f < 1
     for t in tasks
 ]
@@ -117,7 +115,11 @@ def pair_targets(dataset, task):
         targets += LAYOUT.synthetic(dataset, task, method, scale, seed)
     for seed in SEEDS:
         targets += LAYOUT.jitter(dataset, task, seed)
-    return [*targets, LAYOUT.selection(dataset, task), *LAYOUT.evaluation(dataset, task)]
+    return [
+        *targets,
+        LAYOUT.selection(dataset, task),
+        *LAYOUT.evaluation(dataset, task),
+    ]
 
 
 def dataset_targets(dataset):
@@ -125,7 +127,9 @@ def dataset_targets(dataset):
     targets = list(LAYOUT.cohort(dataset))
     for d, t in PAIRS:
         if parse_dataset(d)[0] == dataset:
-            targets += pair_targets(d, t) + (list(LAYOUT.cohort(d)) if d != dataset else [])
+            targets += pair_targets(d, t) + (
+                list(LAYOUT.cohort(d)) if d != dataset else []
+            )
     return targets
 
 
@@ -140,3 +144,8 @@ def all_targets():
 def section(name):
     """One validated config section (a params value, so Snakemake reruns a rule when it changes)."""
     return CFG[name]
+
+
+def report_caption(output_name):
+    """Caption file of a report output (``fig2_png`` -> ``../report/fig2.rst``)."""
+    return f"../report/{output_name.rsplit('_', 1)[0]}.rst"

@@ -1,8 +1,3 @@
-def report_caption(output_name):
-    """Caption file of a report output (``ratio_png`` -> ``../report/ratio.rst``)."""
-    return f"../report/{output_name.rsplit('_', 1)[0]}.rst"
-
-
 checkpoint select_scales:
     """Guidance scale of each guided method, chosen by TSRTR AUPRC on validation select."""
     input:

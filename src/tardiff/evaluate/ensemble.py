@@ -17,24 +17,27 @@ Two paths give the same models up to float rounding:
 
 - one by one (``batched=False``, the reference): an ordinary module (fused GRU) and its own
   AdamW per model;
-- batched: a chunk of models as one ensemble. Their parameters are stacked
-  (``torch.func.stack_module_state``) and the classifier runs as ``torch.vmap`` of
-  ``functional_call`` (the unrolled GRU). The loss is the sum over models of each model's mean
-  batch loss, so each model gets its own gradient, and one AdamW over the stacked parameters,
-  being elementwise, steps every model as its own optimizer would. A model with fewer members
-  than ``batch_size`` gets its batches padded with zero-weight rows.
+- batched: a chunk of models as one ensemble with stacked parameters
+  (``torch.func.stack_module_state``) and one AdamW over them. The loss is the sum over models of
+  each model's mean batch loss, so each model gets its own gradient, and AdamW, being elementwise,
+  steps every model as its own optimizer would. A model with fewer members than ``batch_size``
+  gets its batches padded with zero-weight rows. The GRU runs as :class:`_StackedGRULayer`, a
+  hand-written recurrence with batched matmuls over the same parameters (``torch.vmap`` of the
+  unrolled classifier is no faster than one by one on CPU; this is 2-3x faster on one thread);
+  the TCN as ``torch.vmap`` of ``functional_call`` on the classifier.
 
-Chunks bound memory: :func:`training_memory_mb` estimates a chunk's peak working memory
-(activations of one step, batch × T × hidden × a constant measured per architecture, plus
-parameters, gradients and AdamW state) and a chunk holds as many models as fit ``mem_mb`` (at
-most ``MAX_CHUNK``). :meth:`Ensemble.predict` sizes its row batches to the same budget.
+Chunks bound memory: :func:`training_memory_mb` estimates a chunk's working memory (batch × T ×
+hidden × layers × a constant measured per architecture, plus parameters, gradients and AdamW
+state) and a chunk holds as many models as fit ``mem_mb`` (at most ``MAX_CHUNK``).
+:meth:`Ensemble.predict` (``torch.vmap`` of the classifier, both paths) sizes its row batches
+to the same budget.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,12 +53,13 @@ from tardiff.settings import EvaluationModelSettings
 log = logging.getLogger(__name__)
 
 #: most models per chunk when no memory bound is given
-MAX_CHUNK = 64
-#: bytes per (model, row, time step, hidden unit) of the batched path's working memory,
-#: measured as the peak RSS growth of a training step (``grad``) and of prediction (``no_grad``)
+MAX_CHUNK = 32
+#: bytes per (model, batch row, time step, hidden unit, layer) of working memory, (arch,
+#: training), measured as the peak RSS growth of batched training steps and of prediction
 _BYTES = {("gru", True): 160, ("gru", False): 24, ("tcn", True): 120, ("tcn", False): 40}
 #: working memory for prediction when no bound is given (MiB)
 _PREDICT_MB = 256.0
+_GRU_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 Params = dict[str, torch.Tensor]
 
@@ -69,6 +73,122 @@ def initial_model(n_features: int, settings: EvaluationModelSettings, seed: int)
         )
 
 
+class _Workspace(dict):
+    """Buffers kept from step to step (fresh large tensors cost page faults on every step)."""
+
+    def buffer(self, name: str, like: torch.Tensor, *shape: int) -> torch.Tensor:
+        buf = self.get(name)
+        if buf is None or buf.shape != shape:
+            buf = self[name] = like.new_empty(shape)
+        return buf
+
+
+def _gate_derivatives(out, h_new, n, r, z, hn, u, v) -> None:
+    """Into ``out`` (K, 5, H, B): d h_new / d (pre-activation) of r and z (a_r, a_z), of the
+    hidden term hn = W_hn h + b_hn of gate n (a_hn) and of gate n (a_n), then z. ``u``, ``v``:
+    scratch."""
+    a_r, a_z, a_hn, a_n = (out[:, i] for i in range(4))
+    torch.sub(1, z, out=u)
+    torch.mul(torch.sub(h_new, n, out=v), u, out=a_z)  # (h - n) z (1 - z) = (h_new - n)(1 - z)
+    torch.mul(u, n, out=v)
+    torch.addcmul(u, v, n, value=-1, out=a_n)  # (1 - z)(1 - n^2)
+    torch.mul(a_n, r, out=a_hn)
+    torch.mul(a_hn, hn, out=v)
+    torch.addcmul(v, v, r, value=-1, out=a_r)  # a_n hn r (1 - r)
+    out[:, 4].copy_(z)
+
+
+def _fused_weights(w_ih, w_hh, b_ih, b_hh) -> torch.Tensor:
+    """(K, 4H, H + 1 + I) weights mapping [h; 1; x] to the pre-activations of r and z (input and
+    hidden terms summed), hn (hidden term of gate n) and the input term of gate n."""
+    k, h3, n_in = w_ih.shape
+    h = h3 // 3
+    w = w_ih.new_zeros(k, 4 * h, h + 1 + n_in)
+    w[:, : 3 * h, :h], w[:, : 3 * h, h] = w_hh, b_hh
+    w[:, : 2 * h, h] += b_ih[:, : 2 * h]
+    w[:, 3 * h :, h] = b_ih[:, 2 * h :]
+    w[:, : 2 * h, h + 1 :], w[:, 3 * h :, h + 1 :] = w_ih[:, : 2 * h], w_ih[:, 2 * h :]
+    return w
+
+
+class _StackedGRULayer(torch.autograd.Function):
+    """One ``nn.GRU`` layer (h0 = 0) of K models at once, with a hand-written backward.
+
+    Time-major and batch-last, so every per-step op is on contiguous blocks: x (T, K, I, B) ->
+    outputs (T, K, H, B), or with ``readout`` the last and the time-mean output (K, H, B) each;
+    weights the stacked ``nn.GRU`` tensors. A buffer holds [h_t; 1; x_t] per step, so one matmul
+    with :func:`_fused_weights` gives a step's pre-activations and one its weight gradients. The
+    forward keeps each step's gate derivatives (:func:`_gate_derivatives`), so a backward step is
+    a few ops. tanh is computed as 2 sigmoid(2a) - 1 (torch's CPU tanh is several times slower).
+    """
+
+    @staticmethod
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, ws: _Workspace, readout: bool):
+        steps, k, n_in, b = x.shape
+        h = w_hh.shape[2]
+        zs = ws.buffer("zs", x, steps + 1, k, h + 1 + n_in, b)
+        zs[0, :, :h], zs[:, :, h], zs[:steps, :, h + 1 :] = 0, 1, x
+        w = _fused_weights(w_ih, w_hh, b_ih, b_hh)
+        coef = ws.buffer("coef", x, steps, k, 5, h, b)
+        pre, rz = ws.buffer("pre", x, k, 4 * h, b), ws.buffer("rz", x, k, 2 * h, b)
+        s, n, u, v = (ws.buffer(name, x, k, h, b) for name in "snuv")
+        r, z, hn = rz[:, :h], rz[:, h:], pre[:, 2 * h : 3 * h]
+        for t in range(steps):
+            torch.bmm(w, zs[t], out=pre)
+            torch.sigmoid(pre[:, : 2 * h], out=rz)
+            torch.addcmul(pre[:, 3 * h :], r, hn, out=s).mul_(2).sigmoid_()
+            torch.mul(s, 2, out=n).sub_(1)
+            h_new = torch.lerp(n, zs[t, :, :h], z, out=zs[t + 1, :, :h])
+            _gate_derivatives(coef[t], h_new, n, r, z, hn, u, v)
+        ctx.ws, ctx.readout = ws, readout
+        ctx.save_for_backward(w, zs, coef)
+        out = zs[1:, :, :h]
+        return (out[-1], out.mean(0)) if readout else out
+
+    @staticmethod
+    def backward(ctx, *grads):
+        w, zs, coef = ctx.saved_tensors
+        steps, k, _, h, b = coef.shape
+        g = ctx.ws.buffer("g", zs, steps, k, 4 * h, b)  # pre-activation gradients, rows as w
+        dh, dz = ctx.ws.buffer("dh", zs, k, h, b), ctx.ws.buffer("dz", zs, k, h, b)
+        if ctx.readout:  # d out_t = d_mean / T, plus d_last at the last step
+            carry, d_mean = grads[0].clone(), grads[1] / steps
+        else:
+            carry = torch.zeros_like(dh)
+        w_hh = w[:, : 3 * h, :h].transpose(1, 2)
+        dw = torch.zeros_like(w)
+        for t in reversed(range(steps)):
+            torch.add(carry, d_mean if ctx.readout else grads[0][t], out=dh)
+            torch.mul(dh.unsqueeze(1), coef[t, :, :4], out=g[t].view(k, 4, h, b))
+            torch.mul(dh, coef[t, :, 4], out=dz)
+            carry = torch.baddbmm(dz, w_hh, g[t, :, : 3 * h])
+            dw.baddbmm_(g[t], zs[t].transpose(1, 2))
+        dx = torch.matmul(w[:, :, h + 1 :].transpose(1, 2), g) if ctx.needs_input_grad[0] else None
+        d_ih = torch.cat([dw[:, : 2 * h, h:], dw[:, 3 * h :, h:]], 1)  # columns 1, x
+        d_hh = dw[:, : 3 * h, : h + 1]  # columns h, 1
+        return dx, d_ih[..., 1:], d_hh[..., :h], d_ih[..., 0], d_hh[..., h], None, None
+
+
+def _stacked_gru(params: Params, x: torch.Tensor, workspaces: list[_Workspace]) -> torch.Tensor:
+    """Logits (K, B) of K stacked GRU classifiers (their state dicts) on x (K, B, T, C)."""
+    h = x.permute(2, 0, 3, 1)
+    for layer, ws in enumerate(workspaces):
+        weights = (params[f"rnn.{w}_l{layer}"] for w in _GRU_WEIGHTS)
+        h = _StackedGRULayer.apply(h, *weights, ws, layer == len(workspaces) - 1)
+    feats = torch.cat(h, 1)  # (K, 2H, B): last and mean, as GRUClassifier.forward
+    hid = F.gelu(torch.baddbmm(params["head.0.bias"].unsqueeze(2), params["head.0.weight"], feats))
+    return torch.baddbmm(params["head.3.bias"].unsqueeze(2), params["head.3.weight"], hid)[:, 0]
+
+
+def _vmapped(template: nn.Module, x_dim: int | None) -> Callable[..., torch.Tensor]:
+    """``(params, buffers, x) -> (K, B)`` logits of stacked models (``x`` per model or shared)."""
+
+    def one(params: Params, buffers: Params, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(template, (params, buffers), (x,))
+
+    return torch.vmap(one, in_dims=(0, 0, x_dim))
+
+
 def _activation_mb(
     settings: EvaluationModelSettings, seq_len: int, rows: int, training: bool
 ) -> float:
@@ -79,11 +199,11 @@ def _activation_mb(
 def training_memory_mb(
     settings: EvaluationModelSettings, seq_len: int, n_features: int, n_models: int
 ) -> float:
-    """Estimated working memory (MiB) of one batched training step of ``n_models`` models."""
+    """Estimated working memory (MiB) of batched training of ``n_models`` models at once."""
     n_params = sum(p.numel() for p in initial_model(n_features, settings, 0).parameters())
     state_mb = 4 * n_params * 4 / 2**20  # weights, gradients, two AdamW moments (float32)
-    rows = settings.batch_size
-    return n_models * (_activation_mb(settings, seq_len, rows, True) + state_mb)
+    activations = _activation_mb(settings, seq_len, settings.batch_size, training=True)
+    return n_models * (activations + state_mb)
 
 
 def _chunk_size(
@@ -94,30 +214,11 @@ def _chunk_size(
     return MAX_CHUNK if mem_mb is None else max(1, min(MAX_CHUNK, int(mem_mb // one)))
 
 
-def _detached(params: Params) -> Params:
-    return {name: p.detach() for name, p in params.items()}
-
-
-def _stacked(models: list[nn.Module]) -> tuple[Params, Params]:
-    """Weights of trained models stacked along a new first dimension (model order)."""
-    params, buffers = stack_module_state(models)
-    return _detached(params), buffers
-
-
 def _batches(n: int, size: int, seed: int) -> Iterator[torch.Tensor]:
     """Endless batches of ``size`` positions in range(n) from epoch-wise random permutations."""
     gen = torch.Generator().manual_seed(seed)
     while True:
         yield from torch.randperm(n, generator=gen)[: n - n % size].split(size)
-
-
-def _vmapped(template: nn.Module, x_dim: int | None):
-    """``(params, buffers, x) -> (K, B)`` logits of stacked models (``x`` per model or shared)."""
-
-    def one(params: Params, buffers: Params, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(template, (params, buffers), (x,))
-
-    return torch.vmap(one, in_dims=(0, 0, x_dim))
 
 
 @dataclass
@@ -160,8 +261,10 @@ def _checked_members(
     if pool_x.ndim != 3 or len(pool_y) != len(pool_x):
         raise ValueError(f"pool_x {pool_x.shape} must be (N, T, C) with N = len(pool_y)")
     if not len(members) or len(members) != len(seeds):
-        raise ValueError(f"need one seed per model and >= 1 model: {len(members)} member sets, "
-                         f"{len(seeds)} seeds")  # fmt: skip
+        raise ValueError(
+            f"need >= 1 model and one seed per model: {len(members)} member sets, {len(seeds)} "
+            "seeds"
+        )
     checked = []
     for k, rows in enumerate(members):
         rows = np.asarray(rows)
@@ -201,31 +304,36 @@ def _train_chunk(
     settings: EvaluationModelSettings,
     desc: str,
 ) -> tuple[Params, Params]:
-    """The batched path: the chunk's models stacked, vmapped, one AdamW over them."""
+    """The batched path: the chunk's models stacked, one AdamW over them."""
     x, y = pool
     models = [initial_model(x.shape[2], settings, s).to(x.device) for s in seeds]
     params, buffers = stack_module_state(models)
-    forward = _vmapped(copy.deepcopy(models[0]).to("meta"), 0)
+    if settings.arch == "gru":
+        workspaces = [_Workspace() for _ in range(settings.layers)]
+        forward = lambda p, _, xb: _stacked_gru(p, xb, workspaces)  # noqa: E731
+    else:
+        forward = _vmapped(copy.deepcopy(models[0]).to("meta"), 0)
     opt = torch.optim.AdamW(params.values(), lr=settings.lr, weight_decay=settings.weight_decay)
     sizes = [min(settings.batch_size, len(rows)) for rows in members]
-    width = max(sizes)
-    weight = torch.zeros(len(members), width, device=x.device)  # 1/b on real rows, 0 on padding
+    weight = torch.zeros(len(members), max(sizes), device=x.device)  # 1/b, 0 on padding
     for k, size in enumerate(sizes):
         weight[k, :size] = 1.0 / size
     batches = [_batches(len(r), b, s) for r, b, s in zip(members, sizes, seeds, strict=True)]
-    with unrolled_rnn():
-        for _ in progress(range(settings.steps), settings.steps, desc, "step"):
-            idx = torch.zeros(len(members), width, dtype=torch.int64)
-            for k, (rows, it) in enumerate(zip(members, batches, strict=True)):
-                idx[k, : sizes[k]] = rows[next(it)]
-            idx = idx.to(x.device)
-            loss = F.binary_cross_entropy_with_logits(
-                forward(params, buffers, x[idx]), y[idx], reduction="none"
-            )
-            opt.zero_grad(set_to_none=True)
-            (loss * weight).sum().backward()
-            opt.step()
-    return _detached(params), buffers
+    for _ in progress(range(settings.steps), settings.steps, desc, "step"):
+        idx = torch.zeros(weight.shape, dtype=torch.int64)
+        for k, (rows, it) in enumerate(zip(members, batches, strict=True)):
+            idx[k, : sizes[k]] = rows[next(it)]
+        idx = idx.to(x.device)
+        logits = forward(params, buffers, x[idx])
+        loss = F.binary_cross_entropy_with_logits(logits, y[idx], reduction="none")
+        opt.zero_grad(set_to_none=True)
+        (loss * weight).sum().backward()
+        opt.step()
+    return _stacked_detached(params, buffers)
+
+
+def _stacked_detached(params: Params, buffers: Params) -> tuple[Params, Params]:
+    return {name: p.detach() for name, p in params.items()}, buffers
 
 
 def train_models(
@@ -242,8 +350,8 @@ def train_models(
     """Train model k on the pool rows ``members[k]`` with seed ``seeds[k]`` (module docstring).
 
     ``batched`` trains chunks of models as stacked ensembles, each chunk's working memory within
-    ``mem_mb`` MiB (None: chunks of ``MAX_CHUNK``); otherwise one by one. The pool is never
-    copied per model.
+    ``mem_mb`` MiB (None: chunks of ``MAX_CHUNK``); otherwise one by one (stacked afterwards in
+    the same chunks, for :meth:`Ensemble.predict`). The pool is never copied per model.
     """
     checked = _checked_members(pool_x, pool_y, members, seeds)
     pool = (
@@ -268,6 +376,6 @@ def train_models(
         else:
             models = [_train_one(pool, checked[k], seeds[k], settings, f"{desc}: {k + 1}")
                       for k in group]  # fmt: skip
-            chunks.append(_stacked(models))
+            chunks.append(_stacked_detached(*stack_module_state(models)))
     template = initial_model(n_features, settings, 0).to("meta").eval()
     return Ensemble(template, chunks, settings, device, mem_mb)

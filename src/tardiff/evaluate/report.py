@@ -297,7 +297,7 @@ def _ratio_figure(runs: pd.DataFrame, out: ReportFiles) -> None:
     main = runs[_full(runs)]
     panels = _panels(main[main["protocol"] == "TSRTR"])
     if not panels:
-        return _placeholder("no TSRTR rows in this run", out, "ratio")
+        return _placeholder("no TSRTR rows in this run", out, "fig2")
     fig, axes = _grid(2, len(panels), 2.6)
     for col, (dataset, task) in enumerate(panels):
         here = _here(main, dataset, task)
@@ -312,7 +312,7 @@ def _ratio_figure(runs: pd.DataFrame, out: ReportFiles) -> None:
             ax.set_xlabel("synthetic ratio α" if row == 1 else "")
         axes[0, col].set_title(f"{dataset} · {task}", fontsize=9)
     note = f"TSRTR utility against α (all real train data); {BAND_NOTE}; dashed: real TRTR mean"
-    _finish(fig, note, out, "ratio")
+    _finish(fig, note, out, "fig2")
 
 
 def _scarcity_figure(runs: pd.DataFrame, out: ReportFiles) -> None:
