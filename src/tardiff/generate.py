@@ -105,6 +105,18 @@ def _settings_record(
     }
 
 
+def _load(stays, timeseries, task, diffusion, classifier, influence, device):
+    """The train split, the diffusion model, the classifier and G, their transforms checked."""
+    prepared = prepare(stays, timeseries, task, splits=("train",))
+    model, schedule, dckpt = load_diffusion(diffusion, device)
+    transform = Transform.from_state_dict(dckpt["extra"]["transform"])
+    _check_transform(transform, prepared.transform, f"cohort {stays}")
+    clf, cckpt = load_classifier(classifier, device)
+    _check_transform(transform, checkpoint_transform(cckpt), str(classifier))
+    inf = load_influence(influence, clf)
+    return prepared, model, schedule, clf, inf["G"].to(device), inf["source"]
+
+
 def run_generation_stage(
     *,
     stays: str | Path,
@@ -128,16 +140,10 @@ def run_generation_stage(
         raise ValueError(f"{len(seeds)} seeds but {len(outs)} output sets")
     check_memory(prepare_memory_mb(timeseries), mem_mb, "generation (data)")
     torch_device = pick_device(device)
-    prepared = prepare(stays, timeseries, task, splits=("train",))
-    model, schedule, dckpt = load_diffusion(diffusion, torch_device)
-    transform = Transform.from_state_dict(dckpt["extra"]["transform"])
-    _check_transform(transform, prepared.transform, f"cohort {stays}")
-    clf, cckpt = load_classifier(classifier, torch_device)
-    _check_transform(transform, checkpoint_transform(cckpt), str(classifier))
-    inf = load_influence(influence, clf)
-    G = inf["G"].to(torch_device)
+    loaded = _load(stays, timeseries, task, diffusion, classifier, influence, torch_device)
+    prepared, model, schedule, clf, G, source = loaded
     guidance = _guidance(method, clf, G, settings, scale)
-    record = {**_settings_record(method, settings, inf["source"], scale), "task": task}
+    record = {**_settings_record(method, settings, source, scale), "task": task}
     infos = []
     for seed, out in zip(seeds, outs, strict=True):
         seed_everything(seed)
@@ -149,9 +155,8 @@ def run_generation_stage(
                 eta=settings.eta, guidance=guidance, seed=seed, device=torch_device,
                 progress=True,
             )  # fmt: skip
-        mean_influence = _mean_influence(clf, G, x_norm, labels, torch_device)
-        frame = to_timeseries_frame(transform.inverse(x_norm), labels, prepared.features, task)
-        write_parquet(frame, out.samples)
+        x_phys = prepared.transform.inverse(x_norm)
+        write_parquet(to_timeseries_frame(x_phys, labels, prepared.features, task), out.samples)
         diag = pd.DataFrame(diagnostics)
         diag["ratio"] = diag["shift_rms"] / diag["sigma"]
         write_csv(diag, out.diagnostics)
@@ -163,7 +168,7 @@ def run_generation_stage(
             "wall_s": watch.wall_s,
             "samples_per_s": len(labels) / watch.wall_s if watch.wall_s > 0 else None,
             "peak_rss_mb": watch.peak_rss_mb,
-            "mean_sample_influence": mean_influence,
+            "mean_sample_influence": _mean_influence(clf, G, x_norm, labels, torch_device),
             "mean_shift_ratio": float(diag["ratio"].mean()) if len(diag) else 0.0,
             "device": str(torch_device),
         }

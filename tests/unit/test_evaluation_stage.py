@@ -8,6 +8,7 @@ import pytest
 from tiny_cohort import FEATURES, write_cohort
 
 from tardiff.data import prepare, to_timeseries_frame
+from tardiff.evaluate.metrics import f1_threshold
 from tardiff.evaluate.selection import run_selection_stage
 from tardiff.evaluate.sets import evaluation_draws, selection_draws
 from tardiff.evaluate.utility import (
@@ -15,6 +16,7 @@ from tardiff.evaluate.utility import (
     UTILITY_COLUMNS,
     collect_tables,
     run_evaluation_stage,
+    utility_table,
 )
 from tardiff.io import read_json, read_parquet, write_parquet
 from tardiff.layout import Layout
@@ -133,3 +135,17 @@ def test_the_scarcity_study_evaluates_trtr_and_tsrtr_at_one(setup):
             stays=cohort.stays, timeseries=cohort.timeseries, selection=root / "selection.json",
             synthetic=[], dataset="d", task=TASK, out=out, methods=METHODS, settings=settings,
         )  # fmt: skip
+
+
+def test_the_f1_threshold_comes_from_validation_only():
+    rng = np.random.default_rng(0)
+    y = {"select": rng.integers(0, 2, 60), "test": rng.integers(0, 2, 80)}
+    y["select"][:2], y["test"][:2] = [0, 1], [0, 1]
+    logits = {"select": rng.standard_normal((2, 60)), "test": rng.standard_normal((2, 80))}
+    rows = [{"method": "real"}, {"method": "conditional"}]
+    table = utility_table(rows, logits, y, resamples=100, seed=0)
+    for i in range(2):
+        assert table["f1_threshold"][i] == f1_threshold(y["select"], logits["select"][i])
+    shuffled = {**y, "test": rng.permutation(y["test"])}
+    again = utility_table(rows, {**logits, "test": -logits["test"]}, shuffled, 100, 0)
+    assert again["f1_threshold"].tolist() == table["f1_threshold"].tolist()

@@ -1,36 +1,34 @@
 """Train many small downstream evaluation models: one by one or as one stacked ensemble.
 
-The evaluation harness trains ~100 binary classifiers per (dataset, task), each from scratch on
-its own training set; all follow one fixed recipe (``evaluation.model``), so only the data differ.
-Model k trains on the pool rows ``members[k]`` (repeats allowed) with seed ``seeds[k]``:
+The harness trains ~100 binary classifiers per (dataset, task), each from scratch on its own
+training set, all with one fixed recipe (``evaluation.model``) so only the data differ. Model k
+trains on the pool rows ``members[k]`` (repeats allowed) with seed ``seeds[k]``:
 
 - initial weights: ``build_classifier(arch, C, hidden, layers, dropout=0)`` right after
   ``torch.manual_seed(seeds[k])``, on the CPU in a forked RNG (the caller's state is untouched),
   then moved to the device: they depend on the seed alone (:func:`initial_model`);
-- mini-batches of ``b = min(batch_size, len(members[k]))`` of the model's members, taken in order
-  from random permutations of them drawn by a ``torch.Generator`` seeded with ``seeds[k]``; a new
+- mini-batches of ``b = min(batch_size, len(members[k]))`` members, taken in order from random
+  permutations of the members drawn by a ``torch.Generator`` seeded with ``seeds[k]``; a new
   permutation starts when fewer than ``b`` members are left (that remainder is dropped);
 - exactly ``steps`` AdamW(lr, weight_decay) steps on the unweighted mean ``BCEWithLogitsLoss``
-  of the batch; no dropout, no early stopping: the final weights are the model.
+  of the batch; no early stopping: the final weights are the model.
 
 Two paths give the same models up to float rounding:
 
-- one by one (``batched=False``, the reference): an ordinary module (fused GRU) and its own
-  AdamW per model;
-- batched: a chunk of models as one ensemble with stacked parameters
-  (``torch.func.stack_module_state``) and one AdamW over them. The loss is the sum over models of
-  each model's mean batch loss, so each model gets its own gradient, and AdamW, being elementwise,
-  steps every model as its own optimizer would. A model with fewer members than ``batch_size``
-  gets its batches padded with zero-weight rows. The GRU runs as :class:`_StackedGRULayer`, a
-  hand-written recurrence with batched matmuls over the same parameters (``torch.vmap`` of the
-  unrolled classifier is no faster than one by one on CPU; this is 2-3x faster on one thread);
-  the TCN as ``torch.vmap`` of ``functional_call`` on the classifier.
+- one by one (``batched=False``, the reference): a plain module (fused GRU), its own AdamW;
+- batched: a chunk of models with stacked parameters (``torch.func.stack_module_state``) and one
+  AdamW over them. The loss is the sum over models of each model's mean batch loss, so each
+  model gets its own gradient, and AdamW, being elementwise, steps each model as its own
+  optimizer would. Batches of a model with fewer members than ``batch_size`` are padded with
+  zero-weight rows. The GRU runs as :class:`_StackedGRULayer`, a hand-written recurrence with
+  batched matmuls over the same parameters (on CPU ``torch.vmap`` of the unrolled classifier is
+  no faster than one by one; this is ~2.5-3x faster on one thread); the TCN as ``torch.vmap``
+  of ``functional_call`` on the classifier (about as fast as one by one on CPU).
 
-Chunks bound memory: :func:`training_memory_mb` estimates a chunk's working memory (batch × T ×
-hidden × layers × a constant measured per architecture, plus parameters, gradients and AdamW
-state) and a chunk holds as many models as fit ``mem_mb`` (at most ``MAX_CHUNK``).
-:meth:`Ensemble.predict` (``torch.vmap`` of the classifier, both paths) sizes its row batches
-to the same budget.
+Memory: :func:`training_memory_mb` estimates a chunk's working memory (batch × T × hidden ×
+layers × a constant measured per architecture, plus weights, gradients and AdamW state); a chunk
+holds as many models as fit ``mem_mb`` (at most ``MAX_CHUNK``). :meth:`Ensemble.predict`
+(``torch.vmap`` of the classifier for both paths) sizes its row batches to the same budget.
 """
 
 from __future__ import annotations
@@ -54,9 +52,10 @@ log = logging.getLogger(__name__)
 
 #: most models per chunk when no memory bound is given
 MAX_CHUNK = 32
-#: bytes per (model, batch row, time step, hidden unit, layer) of working memory, (arch,
-#: training), measured as the peak RSS growth of batched training steps and of prediction
-_BYTES = {("gru", True): 160, ("gru", False): 24, ("tcn", True): 120, ("tcn", False): 40}
+#: bytes per (model, batch row, time step, hidden unit, layer) of working memory, by (arch,
+#: training): peak RSS growth of batched training steps (GRU 42-48, TCN 46-58 measured) and of
+#: prediction (25 for one layer, less per layer for more), with a margin
+_BYTES = {("gru", True): 56, ("gru", False): 28, ("tcn", True): 64, ("tcn", False): 28}
 #: working memory for prediction when no bound is given (MiB)
 _PREDICT_MB = 256.0
 _GRU_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -74,7 +73,8 @@ def initial_model(n_features: int, settings: EvaluationModelSettings, seed: int)
 
 
 class _Workspace(dict):
-    """Buffers kept from step to step (fresh large tensors cost page faults on every step)."""
+    """Buffers reused from step to step (fresh large tensors cost page faults every step); what a
+    forward saves in them is valid until the next forward."""
 
     def buffer(self, name: str, like: torch.Tensor, *shape: int) -> torch.Tensor:
         buf = self.get(name)
@@ -229,7 +229,7 @@ class Ensemble:
     chunks: list[tuple[Params, Params]]
     settings: EvaluationModelSettings
     device: torch.device
-    mem_mb: float | None = None
+    predict_mb: float = _PREDICT_MB  # working memory of one forward call
 
     def __len__(self) -> int:
         return sum(len(next(iter(params.values()))) for params, _ in self.chunks)
@@ -239,13 +239,12 @@ class Ensemble:
         """Float64 logits (K, len(x)) of every model on ``x`` (N, T, C), model order."""
         xt = torch.as_tensor(x, dtype=torch.float32)
         forward = _vmapped(self.template, None)
-        budget = _PREDICT_MB if self.mem_mb is None else self.mem_mb
         out = []
         with unrolled_rnn():
             for params, buffers in self.chunks:
                 k = len(next(iter(params.values())))
-                per_row = _activation_mb(self.settings, xt.shape[1], k, training=False)
-                rows = max(1, min(batch_size, int(budget // per_row)))
+                per_row = k * _activation_mb(self.settings, xt.shape[1], 1, training=False)
+                rows = max(1, min(batch_size, int(self.predict_mb // per_row)))
                 parts = [
                     forward(params, buffers, xt[i : i + rows].to(self.device)).cpu()
                     for i in range(0, len(xt), rows)
@@ -269,7 +268,7 @@ def _checked_members(
     for k, rows in enumerate(members):
         rows = np.asarray(rows)
         if rows.ndim != 1 or not len(rows) or not np.issubdtype(rows.dtype, np.integer):
-            raise ValueError(f"model {k}: members must be a non-empty 1-d integer index array")
+            raise ValueError(f"model {k}: members must be non-empty 1-d integer row indices")
         if rows.min() < 0 or rows.max() >= len(pool_x):
             raise ValueError(f"model {k}: member index out of range [0, {len(pool_x)})")
         checked.append(torch.as_tensor(rows, dtype=torch.int64))
@@ -363,7 +362,7 @@ def train_models(
     groups = [range(i, min(i + size, len(checked))) for i in range(0, len(checked), size)]
     log.info(
         "evaluation models: %d %s models on %d series (%d x %d), %s, %d chunk(s) of <= %d "
-        "(~%.0f MiB each)", len(checked), settings.arch, n, seq_len, n_features,
+        "(~%.1f MiB each)", len(checked), settings.arch, n, seq_len, n_features,
         "batched" if batched else "one by one", len(groups), size,
         training_memory_mb(settings, seq_len, n_features, size),
     )  # fmt: skip
@@ -374,8 +373,7 @@ def train_models(
             rows, chunk_seeds = [checked[k] for k in group], [seeds[k] for k in group]
             chunks.append(_train_chunk(pool, rows, chunk_seeds, settings, desc))
         else:
-            models = [_train_one(pool, checked[k], seeds[k], settings, f"{desc}: {k + 1}")
-                      for k in group]  # fmt: skip
+            models = [_train_one(pool, checked[k], seeds[k], settings, desc) for k in group]
             chunks.append(_stacked_detached(*stack_module_state(models)))
     template = initial_model(n_features, settings, 0).to("meta").eval()
-    return Ensemble(template, chunks, settings, device, mem_mb)
+    return Ensemble(template, chunks, settings, device, mem_mb or _PREDICT_MB)
