@@ -19,6 +19,7 @@ from tardiff.evaluate.sets import (
     ratio_counts,
     selection_draws,
     take,
+    training_budget_mb,
 )
 from tardiff.io import read_json, read_parquet, write_parquet
 from tardiff.jitter import jitter_samples, run_jitter_stage, time_warp
@@ -165,3 +166,11 @@ def test_scarcity_copy_keeps_val_and_test_and_a_stratified_share_of_train(tmp_pa
     assert set(full.loc[again, "stay_id"]) == set(train.stay_id)
     with pytest.raises(ValueError, match="missing task columns"):
         kept_train_stays(full, 0.5, ["los"], seed=0)
+
+
+def test_training_budget_is_what_the_data_and_pool_leave():
+    pool = np.zeros(2**18, np.float32)  # 1 MiB, held twice while the pool is built
+    assert training_budget_mb(100, 50, pool, "evaluation") == 48
+    assert training_budget_mb(None, 50, pool, "evaluation") is None
+    with pytest.raises(MemoryError, match="evaluation \\(data and training pool\\)"):
+        training_budget_mb(51, 50, pool, "evaluation")

@@ -22,8 +22,9 @@ Two paths give the same models up to float rounding:
   optimizer would. Batches of a model with fewer members than ``batch_size`` are padded with
   zero-weight rows. The GRU runs as :class:`_StackedGRULayer`, a hand-written recurrence with
   batched matmuls over the same parameters (on CPU ``torch.vmap`` of the unrolled classifier is
-  no faster than one by one; this is ~2.5-3x faster on one thread); the TCN as ``torch.vmap``
-  of ``functional_call`` on the classifier (about as fast as one by one on CPU).
+  no faster than one by one; this is ~2.8x faster on one thread, ~5x on two:
+  ``benchmarks/evaluation.py``); the TCN as ``torch.vmap`` of ``functional_call`` on the
+  classifier (~2x).
 
 Memory: :func:`training_memory_mb` estimates a chunk's working memory (batch × T × hidden ×
 layers × a constant measured per architecture, plus weights, gradients and AdamW state); a chunk

@@ -32,6 +32,7 @@ from tardiff.evaluate.sets import (
     ratio_counts,
     selection_draws,
     take,
+    training_budget_mb,
 )
 from tardiff.io import write_json
 from tardiff.runtime import check_memory, pick_device
@@ -61,12 +62,15 @@ def select_scales(
     *,
     device,
     mem_mb: float | None = None,
+    data_mb: float = 0.0,
 ) -> dict[str, Any]:
-    """Score every candidate draw on ``select`` and choose each guided method's scale."""
+    """Score every candidate draw on ``select`` and choose each guided method's scale
+    (``mem_mb``: the job's memory, of which the loaded data take ``data_mb``)."""
     plan = _candidate_plan(*train, draws)
     pool_x, pool_y = plan.pool()
+    budget = training_budget_mb(mem_mb, data_mb, pool_x, "scale selection")
     ensemble = train_models(pool_x, pool_y, plan.members, plan.seeds, settings.model,
-                            device=device, mem_mb=mem_mb)  # fmt: skip
+                            device=device, mem_mb=budget)  # fmt: skip
     auprc = average_precision(np.broadcast_to(select[1], (len(plan.rows), len(select[1]))),
                               ensemble.predict(select[0]))  # fmt: skip
     score = {
@@ -125,7 +129,7 @@ def run_selection_stage(
         x, y = prepared.x, prepared.y
         result |= select_scales(
             (x["train"], y["train"]), (x["select"], y["select"]), draws, scales, settings,
-            device=pick_device(device), mem_mb=mem_mb,
+            device=pick_device(device), mem_mb=mem_mb, data_mb=prepare_memory_mb(timeseries),
         )  # fmt: skip
     else:
         result["methods"] = {}

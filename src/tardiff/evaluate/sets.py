@@ -23,6 +23,7 @@ import numpy as np
 from tardiff.data import Transform, minority_label
 from tardiff.generate import METHODS
 from tardiff.io import read_parquet
+from tardiff.runtime import check_memory
 from tardiff.settings import ScaleGrids
 
 #: (method, scale, seed) of one synthetic draw; scale is None for jitter
@@ -131,6 +132,19 @@ class Plan:
 
     def pool(self) -> tuple[np.ndarray, np.ndarray]:
         return np.concatenate(self.x_parts), np.concatenate(self.y_parts)
+
+
+def training_budget_mb(
+    mem_mb: float | None, data_mb: float, pool_x: np.ndarray, what: str
+) -> float | None:
+    """What a job's ``mem_mb`` leaves for training once the cohort (``data_mb``) and the pool
+    are loaded (its parts and the pool are both held: twice the pool); a ``MemoryError`` if
+    nothing is left."""
+    if mem_mb is None:
+        return None
+    held = data_mb + 2 * pool_x.nbytes / 2**20
+    check_memory(held, mem_mb, f"{what} (data and training pool)")
+    return mem_mb - held
 
 
 def add_protocols(

@@ -27,7 +27,14 @@ import pandas as pd
 from tardiff.data import Prepared, prepare, prepare_memory_mb
 from tardiff.evaluate.ensemble import train_models
 from tardiff.evaluate.metrics import f1_threshold, metric_interval, paired_difference
-from tardiff.evaluate.sets import Draw, Plan, add_protocols, evaluation_draws, load_draw
+from tardiff.evaluate.sets import (
+    Draw,
+    Plan,
+    add_protocols,
+    evaluation_draws,
+    load_draw,
+    training_budget_mb,
+)
 from tardiff.io import read_json, write_csv
 from tardiff.layout import EvaluationFiles, MetricsFiles, parse_dataset
 from tardiff.runtime import check_memory, pick_device
@@ -167,8 +174,9 @@ def run_evaluation_stage(
     plan = evaluation_plan(prepared, draws, settings, study)
     pool_x, pool_y = plan.pool()
     log.info("training %d evaluation models on a pool of %d sequences", len(plan.rows), len(pool_x))
+    budget = training_budget_mb(mem_mb, prepare_memory_mb(timeseries), pool_x, "evaluation")
     ensemble = train_models(pool_x, pool_y, plan.members, plan.seeds, settings.model,
-                            device=pick_device(device), mem_mb=mem_mb)  # fmt: skip
+                            device=pick_device(device), mem_mb=budget)  # fmt: skip
     logits = {part: ensemble.predict(prepared.x[part]) for part in ("select", "test")}
     table = pd.DataFrame(plan.rows).assign(model=np.arange(len(plan.rows)))
     utility = utility_table(plan.rows, logits, prepared.y, settings.bootstrap_resamples, seed)
