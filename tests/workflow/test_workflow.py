@@ -136,6 +136,12 @@ def test_end_to_end_test_config(tmp_path):
         "-n", "--cores", "2", "--directory", str(tmp_path), "--configfile", str(TEST_CONFIG)
     )
     assert "Nothing to be done" in again.stdout, again.stdout[-3000:]
+    report = tmp_path / "report.html"
+    collected = snakemake(
+        "--cores", "1", "--report", str(report), "--directory", str(tmp_path),
+        "--configfile", str(TEST_CONFIG),
+    )  # fmt: skip
+    assert collected.returncode == 0 and report.stat().st_size > 0, collected.stdout[-3000:]
     if not prefix:
         pytest.skip("strace is not installed: declared inputs and outputs were not checked")
     summary = snakemake(
