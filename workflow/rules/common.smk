@@ -47,9 +47,9 @@ MEM_MB = {
     "influence": 1000,  # 509; 288 steps x 2000 stays: 762 (benchmarks/influence_memory.py)
     "train_diffusion": 1500,  # 845
     "generate": 1000,  # 632
-    "jitter": 1000,
-    "select_scales": 1500,
-    "evaluate": 2000,
+    "jitter": 1000,  # numpy only, below the generation stage's
+    "select_scales": 1500,  # 674
+    "evaluate": 1500,  # 722; models train in chunks sized to what the data leave
 }
 
 
