@@ -27,11 +27,9 @@ from tardiff.evaluate.metrics import average_precision
 from tardiff.evaluate.sets import (
     Draw,
     Plan,
-    class_orders,
+    add_protocols,
     load_draw,
-    ratio_counts,
     selection_draws,
-    take,
     training_budget_mb,
 )
 from tardiff.io import write_json
@@ -42,14 +40,11 @@ log = logging.getLogger(__name__)
 
 
 def _candidate_plan(x_train: np.ndarray, y_train: np.ndarray, draws: Sequence[Draw]) -> Plan:
+    """TSRTR at α = 1 of every candidate draw (the evaluation's own protocol code)."""
     plan = Plan()
     real_rows = plan.add_data(x_train, y_train)
-    counts = ratio_counts(y_train, 1.0)
     for draw in draws:
-        method, scale, seed = draw.key
-        rows = plan.add_data(draw.x, draw.y)
-        synth = rows[take(class_orders(draw.y, seed), counts, f"{method} w={scale} seed {seed}")]
-        plan.add_model(np.concatenate([real_rows, synth]), seed, method=method, scale=scale)
+        add_protocols(plan, real_rows, y_train, draw, ratios=(1.0,), multiples=(), tstr=False)
     return plan
 
 

@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 #: column name of each metric in the tables (``f1`` is the minority-class F1)
 COLUMNS = {"auroc": "auroc", "auprc": "auprc", "f1": "minority_f1"}
-STUDIES = ("main", "scarcity")
 UTILITY_COLUMNS = [
     "dataset", "task", "method", "protocol", "ratio", "fraction", "seed", "scale",
     *(f"{c}{s}" for c in COLUMNS.values() for s in ("", "_lo", "_hi")),
