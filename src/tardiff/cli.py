@@ -85,6 +85,7 @@ def _cmd_train_diffusion(args, config, layout):
         out=layout.diffusion(args.dataset, args.task),
         settings=DiffusionSettings.from_config(config["diffusion"]),
         seed=config["seed"],
+        dataset=args.dataset,
         device=config["device"],
     )
 

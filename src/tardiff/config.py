@@ -74,21 +74,32 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     split = config["split"]
     if abs(split["train"] + split["val"] + split["test"] - 1.0) > 1e-6:
         raise ConfigError("config key 'split': train + val + test must sum to 1")
-    for dataset, tasks in scarcity_tasks(config).items():
-        for task in tasks:
-            if task not in config["datasets"].get(dataset, {}).get("tasks", {}):
-                key = "evaluation.scarcity.pairs"
-                raise ConfigError(f"config key '{key}': {dataset}/{task} is not in this config")
+    for key, pairs in (("evaluation.scarcity.pairs", config["evaluation"]["scarcity"]["pairs"]),
+                       ("studies.pairs", config["studies"]["pairs"])):  # fmt: skip
+        for dataset, tasks in _tasks_by_dataset(pairs).items():
+            for task in tasks:
+                if task not in config["datasets"].get(dataset, {}).get("tasks", {}):
+                    raise ConfigError(f"config key '{key}': {dataset}/{task} is not in this config")
     return config
+
+
+def _tasks_by_dataset(pairs: list[str]) -> dict[str, list[str]]:
+    tasks: dict[str, list[str]] = {}
+    for pair in pairs:
+        dataset, task = pair.split("/")
+        tasks.setdefault(dataset, []).append(task)
+    return tasks
 
 
 def scarcity_tasks(config: dict[str, Any]) -> dict[str, list[str]]:
     """Dataset -> tasks of the data-scarcity study (``evaluation.scarcity.pairs``)."""
-    tasks: dict[str, list[str]] = {}
-    for pair in config["evaluation"]["scarcity"]["pairs"]:
-        dataset, task = pair.split("/")
-        tasks.setdefault(dataset, []).append(task)
-    return tasks
+    return _tasks_by_dataset(config["evaluation"]["scarcity"]["pairs"])
+
+
+def study_pairs(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(dataset, task) pairs of the guidance studies (``studies.pairs``)."""
+    return [(d, t) for d, tasks in _tasks_by_dataset(config["studies"]["pairs"]).items()
+            for t in tasks]  # fmt: skip
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

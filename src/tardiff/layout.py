@@ -14,13 +14,16 @@ and a concrete path. The results root is the config's ``results_dir``.
   ``<task>/synthetic/<method>/w<scale>/``  seed<k>.parquet, seed<k>.json, seed<k>_diagnostics.csv
   ``<task>/synthetic/jitter/``    seed<k>.parquet, seed<k>.json (the non-generative baseline)
   ``<task>/selection.json``       guidance scales scored on validation ``select``, the choice
-  ``<task>/evaluation/``          utility.csv, paired.csv of this dataset and task
+  ``<task>/evaluation/``          utility.csv, paired.csv, fidelity.csv, privacy.csv
+  ``<task>/studies/``             scale_sweep.csv, guidance.csv; ``<variant>/influence/`` and
+                                  ``<variant>/synthetic/w<scale>/``: a study variant's G, samples
   ``logs/``, ``benchmarks/``      one file per job
   ``manifest.json``               size and SHA-256 of every output
 
 ``results/<dataset>-train<fraction>/``: the data-scarcity study's copy of a dataset whose train
 split keeps ``fraction`` of its stays (same layout). ``results/metrics/``, ``results/figures/``,
-``results/tables/``: every dataset's utility metrics, paired differences, figures and tables.
+``results/tables/``: every dataset's tidy metrics (utility, paired differences, fidelity, privacy,
+guidance studies), the figures and the tables.
 """
 
 from __future__ import annotations
@@ -89,8 +92,46 @@ class EvaluationFiles(NamedTuple):
 
 
 class MetricsFiles(NamedTuple):
+    """Every dataset's tidy tables, collected (``results/metrics/``)."""
+
     utility: str
     paired: str
+    fidelity: str
+    privacy: str
+    sweep: str
+    guidance: str
+
+
+class StudyFiles(NamedTuple):
+    """Outputs of the guidance studies of one dataset and task."""
+
+    sweep: str
+    guidance: str
+
+
+class StudyReportFiles(NamedTuple):
+    """Figures and tables of the fidelity, privacy and guidance studies."""
+
+    fig3_png: str
+    fig3_pdf: str
+    fig4_png: str
+    fig4_pdf: str
+    table3_md: str
+    table3_csv: str
+    table5_md: str
+    table5_csv: str
+    fidelity_md: str
+    fidelity_csv: str
+
+
+class FigureFiles(NamedTuple):
+    png: str
+    pdf: str
+
+
+class TableFiles(NamedTuple):
+    md: str
+    csv: str
 
 
 class ReportFiles(NamedTuple):
@@ -122,6 +163,20 @@ def scale_tag(scale: float | str) -> str:
 def scarcity_dataset(dataset: str, fraction: float) -> str:
     """Name (and results folder) of ``dataset`` with ``fraction`` of its train split kept."""
     return f"{dataset}{SCARCITY_TAG}{format(float(fraction), 'g')}"
+
+
+def study_variant(source: str, fraction: float) -> str:
+    """Name of a guidance-study variant of G: ``source-minority`` or ``guide0.25``."""
+    return f"guide{format(float(fraction), 'g')}" if fraction < 1 else f"source-{source}"
+
+
+def parse_variant(variant: str) -> tuple[str | None, float]:
+    """(source, fraction) of a variant name; source None means the main G's source."""
+    if variant.startswith("guide"):
+        return None, float(variant.removeprefix("guide"))
+    if variant.startswith("source-"):
+        return variant.removeprefix("source-"), 1.0
+    raise ValueError(f"unknown guidance-study variant '{variant}'")
 
 
 def parse_dataset(name: str) -> tuple[str, float]:
@@ -230,8 +285,59 @@ class Layout:
         folder = f"{self.task_dir(dataset, task)}/evaluation"
         return _in(folder, EvaluationFiles, "utility.csv", "paired.csv")
 
+    def fidelity(self, dataset: str, task: str) -> str:
+        return f"{self.task_dir(dataset, task)}/evaluation/fidelity.csv"
+
+    def privacy(self, dataset: str, task: str) -> str:
+        return f"{self.task_dir(dataset, task)}/evaluation/privacy.csv"
+
+    def studies(self, dataset: str, task: str) -> StudyFiles:
+        folder = f"{self.task_dir(dataset, task)}/studies"
+        return _in(folder, StudyFiles, "scale_sweep.csv", "guidance.csv")
+
+    def variant_influence(self, dataset: str, task: str, variant: str) -> InfluenceFiles:
+        """G of a guidance-study variant (a guide subsample or another source)."""
+        folder = f"{self.task_dir(dataset, task)}/studies/{variant}/influence"
+        return _in(folder, InfluenceFiles, "G.pt", "grad_norms.csv", "summary.json")
+
+    def variant_synthetic(
+        self, dataset: str, task: str, variant: str, scale: float | str, seed: int | str
+    ) -> SyntheticFiles:
+        """``tardiff`` samples guided by a variant's G."""
+        folder = f"{self.task_dir(dataset, task)}/studies/{variant}/synthetic/w{scale_tag(scale)}"
+        names = (f"seed{seed}.parquet", f"seed{seed}.json", f"seed{seed}_diagnostics.csv")
+        return _in(folder, SyntheticFiles, *names)
+
+    def variant_seeds(
+        self, dataset: str, task: str, variant: str, scale: float | str, seeds: list[int]
+    ) -> dict[str, str]:
+        """Every seed's files of one variant generation job (:func:`seed_outputs`)."""
+        return seed_outputs(
+            {k: self.variant_synthetic(dataset, task, variant, scale, k) for k in seeds}
+        )
+
     def metrics(self) -> MetricsFiles:
-        return _in(f"{self.root}/metrics", MetricsFiles, "utility.csv", "paired.csv")
+        names = ("utility", "paired", "fidelity", "privacy", "scale_sweep", "guidance_studies")
+        return _in(f"{self.root}/metrics", MetricsFiles, *(f"{n}.csv" for n in names))
+
+    def study_report(self) -> StudyReportFiles:
+        fig, tab = f"{self.root}/figures", f"{self.root}/tables"
+        return StudyReportFiles(
+            *(f"{fig}/{name}.{ext}" for name in ("fig3_scale_sweep", "fig4_guidance_size")
+              for ext in ("png", "pdf")),
+            *(f"{tab}/{name}.{ext}" for name in
+              ("table3_grad_norms", "table5_guidance_source", "fidelity_privacy")
+              for ext in ("md", "csv")),
+        )  # fmt: skip
+
+    def samples_figure(self, dataset: str, task: str) -> FigureFiles:
+        """Fig. 5 of one dataset and task: real vs synthetic trajectories and PCA."""
+        stem = f"{self.root}/figures/fig5_samples_{dataset}_{task}"
+        return FigureFiles(f"{stem}.png", f"{stem}.pdf")
+
+    def efficiency(self) -> TableFiles:
+        stem = f"{self.root}/tables/efficiency"
+        return TableFiles(f"{stem}.md", f"{stem}.csv")
 
     def report(self) -> ReportFiles:
         fig, tab = f"{self.root}/figures", f"{self.root}/tables"

@@ -174,6 +174,50 @@ class EvaluationModelSettings(_Section):
 
 
 @dataclass(frozen=True)
+class PredictorSettings(_Section):
+    """The post-hoc next-step predictor of the predictive score (``fidelity.predictor``)."""
+
+    hidden: int
+    lr: float
+    batch_size: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class FidelitySettings(_Section):
+    runs: int
+    discriminator: EvaluationModelSettings
+    predictor: PredictorSettings
+    max_mmd_samples: int
+
+    @classmethod
+    def from_config(cls, section: dict[str, Any]) -> Self:
+        return super().from_config(
+            {
+                **section,
+                "discriminator": EvaluationModelSettings.from_config(section["discriminator"]),
+                "predictor": PredictorSettings.from_config(section["predictor"]),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class PrivacySettings(_Section):
+    near_copy_distance: float
+    bootstrap_resamples: int
+
+
+@dataclass(frozen=True)
+class StudySettings(_Section):
+    """The guidance studies (``studies``): pairs, sweep scales, guidance-set variants."""
+
+    pairs: tuple[str, ...]
+    sweep_scales: tuple[float, ...]
+    guide_fractions: tuple[float, ...]
+    guide_sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class JitterSettings(_Section):
     noise_sd: float
     warp: float
@@ -214,4 +258,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "diffusion": DiffusionSettings,
     "generation": GenerationSettings,
     "evaluation": EvaluationSettings,
+    "fidelity": FidelitySettings,
+    "privacy": PrivacySettings,
+    "studies": StudySettings,
 }

@@ -8,13 +8,14 @@ import pytest
 from tiny_cohort import FEATURES, write_cohort
 
 from tardiff.data import prepare, to_timeseries_frame
+from tardiff.evaluate.collect import collect_tables
 from tardiff.evaluate.metrics import f1_threshold
 from tardiff.evaluate.selection import run_selection_stage
 from tardiff.evaluate.sets import evaluation_draws, selection_draws
+from tardiff.evaluate.studies import SWEEP_COLUMNS
 from tardiff.evaluate.utility import (
     PAIRED_COLUMNS,
     UTILITY_COLUMNS,
-    collect_tables,
     run_evaluation_stage,
     utility_table,
 )
@@ -111,8 +112,14 @@ def test_evaluation_stage_writes_every_model_and_pair(setup):
     assert len(pairs) == (3 * 4 + 2 * 4) * 2 and (pairs["n_seeds"] == settings.seeds).all()
     assert set(pairs["verdict"]) <= {"improves", "worse", "no detectable difference"}
     again = layout.metrics()
-    collect_tables(utility=[out.utility, out.utility], paired=[out.paired], out=again)
+    collect_tables(inputs={"utility": [out.utility, out.utility], "paired": [out.paired]},
+                   out=again)  # fmt: skip
     assert len(pd.read_csv(again.utility)) == 2 * len(table)
+    assert list(pd.read_csv(again.sweep).columns) == SWEEP_COLUMNS  # no inputs: empty table
+    bad = root / "bad.csv"
+    pd.read_csv(out.paired).drop(columns="verdict").to_csv(bad, index=False)
+    with pytest.raises(ValueError, match="bad.csv: columns"):
+        collect_tables(inputs={"paired": [bad]}, out=again)
 
 
 def test_the_scarcity_study_evaluates_trtr_and_tsrtr_at_one(setup):

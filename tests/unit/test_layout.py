@@ -53,6 +53,15 @@ def _all_paths(layout: Layout, dataset: str, task: str, method: str, seed: int |
         "evaluation": layout.evaluation(dataset, task),
         "metrics": layout.metrics(),
         "report": layout.report(),
+        "study_report": layout.study_report(),
+        "fidelity": layout.fidelity(dataset, task),
+        "privacy": layout.privacy(dataset, task),
+        "studies": layout.studies(dataset, task),
+        "variant_influence": layout.variant_influence(dataset, task, "guide0.5"),
+        "variant_synthetic": layout.variant_synthetic(dataset, task, "source-minority", 0.1, seed),
+        "variant_seeds": layout.variant_seeds(dataset, task, "guide0.5", 0.1, [seed]),
+        "samples_figure": layout.samples_figure(dataset, task),
+        "efficiency": layout.efficiency(),
         "run_log": layout.run_log("report"),
         "manifest": layout.manifest(dataset),
         "log": layout.log(dataset, "train_classifier", task),
@@ -90,11 +99,14 @@ def test_paths_sit_under_the_root(root):
 
 FOLDERS = ("dataset_dir", "raw", "raw_input", "task_dir")
 # what a stage reads: other stages' outputs
-BUNDLES = ("cohort_inputs", "generation_inputs", "draw", "synthetic_seeds", "jitter_seeds")
+BUNDLES = ("cohort_inputs", "generation_inputs", "draw", "synthetic_seeds", "jitter_seeds",
+           "variant_seeds")  # fmt: skip
 # how many of (dataset, task, method, seed) each file depends on
 SCOPE = {"cohort": 1, "manifest": 1, "classifier": 2, "influence": 2, "diffusion": 2, "log": 2}
 SCOPE |= {"benchmark": 2, "synthetic": 4, "selection": 2, "evaluation": 2}
 SCOPE |= {"jitter": 2, "metrics": 0, "report": 0, "run_log": 0}  # jitter: (dataset, task, seed)
+SCOPE |= {"fidelity": 2, "privacy": 2, "studies": 2, "samples_figure": 2, "study_report": 0}
+SCOPE |= {"efficiency": 0, "variant_influence": 2, "variant_synthetic": 2}  # + variant, seed
 
 
 def test_names_are_unique_across_stages():

@@ -1,6 +1,8 @@
 """The workflow end to end: dry runs of both configs and a full run of config/test.yaml."""
 
+import base64
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -10,7 +12,9 @@ import pytest
 from file_access import STRACE_ARGS, declared_jobs, job_access, under
 from wfutil import ROOT, snakemake
 
-from tardiff.config import load_config
+from tardiff.config import load_config, study_pairs
+from tardiff.evaluate.quality import FIDELITY_COLUMNS, PRIVACY_COLUMNS
+from tardiff.evaluate.studies import GUIDANCE_COLUMNS, SWEEP_COLUMNS
 from tardiff.evaluate.utility import PAIRED_COLUMNS, UTILITY_COLUMNS
 from tardiff.layout import Layout
 
@@ -95,6 +99,69 @@ def _check_evaluation_outputs(layout, config):
         assert Path(path).stat().st_size > 0, path
 
 
+def _base_pairs(config):
+    return [(d, t) for d, e in config["datasets"].items() for t in e["tasks"]]
+
+
+def _figures_and_tables(layout, config):
+    """Every figure and table the report shows."""
+    files = [*layout.report(), *layout.study_report(), *layout.efficiency()]
+    return files + [f for d, t in _base_pairs(config) for f in layout.samples_figure(d, t)]
+
+
+def _check_study_outputs(layout, config):
+    """fidelity.csv, privacy.csv, the guidance studies, every figure and table: well-formed."""
+    seeds, pairs = config["evaluation"]["seeds"], _base_pairs(config)
+    synthetic = ["conditional", "tardiff", "classifier_guidance", "jitter"]
+    fidelity = pd.read_csv(layout.metrics().fidelity)
+    assert list(fidelity.columns) == FIDELITY_COLUMNS and np.isfinite(fidelity["value"]).all()
+    assert set(fidelity["method"]) == {"real_holdout", "real", *synthetic}
+    disc = fidelity[fidelity.metric == "disc_auroc"]
+    assert len(disc) == len(pairs) * (1 + len(synthetic) * seeds)
+    assert disc["value"].between(0, 1).all()
+    privacy = pd.read_csv(layout.metrics().privacy)
+    assert list(privacy.columns) == PRIVACY_COLUMNS
+    assert len(privacy) == len(pairs) * len(synthetic) * seeds
+    assert privacy[["dcr_share", "attack_auc"]].stack().between(0, 1).all()
+    assert (privacy["attack_auc_lo"] <= privacy["attack_auc_hi"]).all()
+    sweep = pd.read_csv(layout.metrics().sweep)
+    studies = config["studies"]
+    assert list(sweep.columns) == SWEEP_COLUMNS
+    assert set(sweep["scale"]) >= {0.0, *studies["sweep_scales"]}
+    assert set(zip(sweep.dataset, sweep.task, strict=True)) == set(study_pairs(config))
+    guidance = pd.read_csv(layout.metrics().guidance)
+    assert list(guidance.columns) == GUIDANCE_COLUMNS
+    assert set(guidance["source"]) == set(studies["guide_sources"])
+    assert set(guidance["fraction"]) == {1.0, *studies["guide_fractions"]}
+    for path in _figures_and_tables(layout, config):
+        head = Path(path).read_bytes()[:8]
+        expected = {".png": b"\x89PNG", ".pdf": b"%PDF", ".md": None, ".csv": None}
+        magic = expected[Path(path).suffix]
+        assert head.startswith(magic) if magic else Path(path).read_text().strip(), path
+
+
+def _report_entries(html):
+    """The results and categories the report's page script shows (as a browser would load them)."""
+    found = {}
+    for name in ("results", "categories"):
+        start = list(re.finditer(rf"var {name} = \{{", html))[-1].end() - 1
+        found[name] = json.JSONDecoder().raw_decode(html, start)[0]
+    return found["results"], found["categories"]
+
+
+def _check_report(report, layout, config, root):
+    """Every figure and table is in the HTML report, embedded, with a caption and a category."""
+    results, categories = _report_entries(report.read_text())
+    for path in _figures_and_tables(layout, config):
+        key = str(Path(path).relative_to(root))
+        assert key in results, key
+        entry = results[key]
+        data = base64.b64decode(entry["data_uri"].split("base64,", 1)[1])
+        assert data == Path(path).read_bytes(), key
+        assert entry["caption"].strip(), key
+    assert set(categories) == {"Utility", "Guidance studies", "Fidelity and privacy", "Efficiency"}
+
+
 def _hidden(path, results):
     """Temporary and staging entries (dot-names) of the atomic writers."""
     return any(part.startswith(".") for part in path.relative_to(results).parts)
@@ -132,6 +199,7 @@ def test_end_to_end_test_config(tmp_path):
                 assert not samples.drop(columns=["stay_id", "step", task]).isna().any().any()
         assert Path(layout.manifest(name)).exists()
     _check_evaluation_outputs(layout, config)
+    _check_study_outputs(layout, config)
     again = snakemake(
         "-n", "--cores", "2", "--directory", str(tmp_path), "--configfile", str(TEST_CONFIG)
     )
@@ -142,6 +210,7 @@ def test_end_to_end_test_config(tmp_path):
         "--configfile", str(TEST_CONFIG),
     )  # fmt: skip
     assert collected.returncode == 0 and report.stat().st_size > 0, collected.stdout[-3000:]
+    _check_report(report, layout, config, tmp_path)
     if not prefix:
         pytest.skip("strace is not installed: declared inputs and outputs were not checked")
     summary = snakemake(

@@ -4,14 +4,22 @@ import sys
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from tardiff.config import scarcity_tasks, validate_config
+from tardiff.config import scarcity_tasks, study_pairs, validate_config
 from tardiff.io import read_json
 from tardiff.evaluate.sets import evaluation_draws, selection_draws
+from tardiff.evaluate.studies import MAIN, study_draws, study_scale, sweep_draws
 from tardiff.generate import METHODS as DIFFUSION_METHODS
-from tardiff.layout import SCARCITY_TAG, Layout, parse_dataset, scarcity_dataset
+from tardiff.layout import (
+    SCARCITY_TAG,
+    Layout,
+    parse_dataset,
+    parse_variant,
+    scale_tag,
+    scarcity_dataset,
+)
 from tardiff.provenance import source_hash
 from tardiff.runtime import available_mem_mb
-from tardiff.settings import DatasetSettings, ScaleGrids
+from tardiff.settings import DatasetSettings, ScaleGrids, StudySettings
 
 CFG = validate_config(
     config
@@ -36,6 +44,11 @@ SCARCITY_PAIRS = [
     for t in tasks
 ]
 PAIRS = BASE_PAIRS + SCARCITY_PAIRS
+# the guidance studies (scale sweep, guidance-set size and source) and their variants of G
+STUDY_PAIRS = study_pairs(CFG)
+STUDIES = StudySettings.from_config(CFG["studies"])
+MAIN_SOURCE = CFG["influence"]["source"]
+VARIANTS = study_draws(STUDIES, MAIN_SOURCE)
 
 # Memory (MiB) per job: the peak RSS measured on the default config (README) with headroom.
 # Stages estimate their need before allocating and fail with a message above it; raise it for
@@ -50,6 +63,11 @@ MEM_MB = {
     "jitter": 1000,  # numpy only, below the generation stage's
     "select_scales": 1500,  # 674
     "evaluate": 1500,  # 722; models train in chunks sized to what the data leave
+    "fidelity": 1500,
+    "privacy": 1000,
+    "scale_sweep": 1500,
+    "guidance_study": 1500,
+    "report": 1000,
 }
 
 
@@ -86,6 +104,7 @@ wildcard_constraints:
     method="|".join(DIFFUSION_METHODS),
     scale=r"-?[0-9.e+-]+",
     seed=r"\d+",
+    variant=r"guide[0-9.e-]+|source-[a-z]+",
 
 
 def raw_input(wildcards):
@@ -107,6 +126,36 @@ def evaluation_inputs(wildcards):
     return [LAYOUT.draw(wildcards.dataset, wildcards.task, *key) for key in keys]
 
 
+def sweep_inputs(wildcards):
+    """Samples and generation records of every scale of the sweep (conditional at 0)."""
+    keys = sweep_draws(METHODS, SCALES, STUDIES.sweep_scales, N_SEEDS)
+    files = [LAYOUT.synthetic(wildcards.dataset, wildcards.task,
+                              "conditional" if w == 0 else m, w, k) for m, w, k in keys]  # fmt: skip
+    return {
+        "synthetic": [f.samples for f in files],
+        "records": [f.settings for f in files],
+    }
+
+
+def guidance_study_inputs(wildcards):
+    """Samples of the main G and of every variant at the study scale (after the selection ran),
+    and each one's influence summary."""
+    d, t = wildcards.dataset, wildcards.task
+    scale = study_scale(read_json(checkpoints.select_scales.get(**wildcards).output[0]))
+    samples = [LAYOUT.synthetic(d, t, "tardiff", scale, k).samples for k in SEEDS]
+    for v in VARIANTS:
+        samples += [LAYOUT.variant_synthetic(d, t, v, scale, k).samples for k in SEEDS]
+    summaries = [LAYOUT.influence(d, t).summary]
+    summaries += [LAYOUT.variant_influence(d, t, v).summary for v in VARIANTS]
+    return {"synthetic": samples, "summaries": summaries}
+
+
+def variant_influence_settings(wildcards):
+    """The influence section with a variant's guidance source."""
+    source, _ = parse_variant(wildcards.variant)
+    return {**CFG["influence"], "source": source or MAIN_SOURCE}
+
+
 def pair_targets(dataset, task):
     """Every model, sample and evaluation file of one (dataset, task) pair."""
     targets = [*LAYOUT.classifier(dataset, task), *LAYOUT.influence(dataset, task)]
@@ -115,11 +164,12 @@ def pair_targets(dataset, task):
         targets += LAYOUT.synthetic(dataset, task, method, scale, seed)
     for seed in SEEDS:
         targets += LAYOUT.jitter(dataset, task, seed)
-    return [
-        *targets,
-        LAYOUT.selection(dataset, task),
-        *LAYOUT.evaluation(dataset, task),
-    ]
+    targets += [LAYOUT.selection(dataset, task), *LAYOUT.evaluation(dataset, task)]
+    if (dataset, task) in BASE_PAIRS:
+        targets += [LAYOUT.fidelity(dataset, task), LAYOUT.privacy(dataset, task)]
+    if (dataset, task) in STUDY_PAIRS:
+        targets += LAYOUT.studies(dataset, task)
+    return targets
 
 
 def dataset_targets(dataset):
@@ -133,17 +183,63 @@ def dataset_targets(dataset):
     return targets
 
 
+def metrics_inputs():
+    """Every pair's tidy tables, by kind (the fields of ``MetricsFiles``)."""
+    return {
+        "utility": [LAYOUT.evaluation(d, t).utility for d, t in PAIRS],
+        "paired": [LAYOUT.evaluation(d, t).paired for d, t in PAIRS],
+        "fidelity": [LAYOUT.fidelity(d, t) for d, t in BASE_PAIRS],
+        "privacy": [LAYOUT.privacy(d, t) for d, t in BASE_PAIRS],
+        "sweep": [LAYOUT.studies(d, t).sweep for d, t in STUDY_PAIRS],
+        "guidance": [LAYOUT.studies(d, t).guidance for d, t in STUDY_PAIRS],
+    }
+
+
+def efficiency_inputs():
+    """Benchmark files of every job of the main pairs, their influence summaries and
+    generation records."""
+    benchmarks = [LAYOUT.benchmark(d, "extract_cohort") for d in DATASETS]
+    benchmarks += [LAYOUT.benchmark(d, "demo_raw") for d in DATASETS
+                   if DatasetSettings.from_config(DATASETS[d]).uses_demo]  # fmt: skip
+    generated = {(m, w) for m, w, _ in selection_draws(METHODS, SCALES, N_SEEDS)}
+    jobs = ["train_classifier", "influence", "train_diffusion", "select_scales", "evaluate",
+            "fidelity", "privacy", *(f"generate_{m}_w{scale_tag(w)}" for m, w in sorted(generated))]  # fmt: skip
+    benchmarks += [LAYOUT.benchmark(d, job, t) for d, t in BASE_PAIRS for job in jobs]
+    records = [LAYOUT.synthetic(d, t, m, w, k).settings for d, t in BASE_PAIRS
+               for m, w, k in selection_draws(METHODS, SCALES, N_SEEDS)]  # fmt: skip
+    return {
+        "benchmarks": benchmarks,
+        "influence": [LAYOUT.influence(d, t).summary for d, t in BASE_PAIRS],
+        "records": records,
+    }
+
+
 def all_targets():
     return [
         *(LAYOUT.manifest(dataset) for dataset in DATASETS),
         *LAYOUT.metrics(),
         *LAYOUT.report(),
+        *LAYOUT.study_report(),
+        *(f for d, t in BASE_PAIRS for f in LAYOUT.samples_figure(d, t)),
+        *LAYOUT.efficiency(),
     ]
 
 
 def section(name):
     """One validated config section (a params value, so Snakemake reruns a rule when it changes)."""
     return CFG[name]
+
+
+# report category of each study output (snakemake --report)
+STUDY_CATEGORY = {
+    **dict.fromkeys(
+        ("fig3_png", "fig3_pdf", "fig4_png", "fig4_pdf"), "Guidance studies"
+    ),
+    **dict.fromkeys(
+        ("table3_md", "table3_csv", "table5_md", "table5_csv"), "Guidance studies"
+    ),
+    **dict.fromkeys(("fidelity_md", "fidelity_csv"), "Fidelity and privacy"),
+}
 
 
 def report_caption(output_name):

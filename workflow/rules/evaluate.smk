@@ -53,10 +53,10 @@ rule evaluate:
 
 
 rule metrics:
-    """Every dataset's utility rows and paired differences in two tidy tables."""
+    """Every dataset's tidy tables: utility rows, paired differences, fidelity, privacy and the
+    guidance studies."""
     input:
-        utility=[LAYOUT.evaluation(d, t).utility for d, t in PAIRS],
-        paired=[LAYOUT.evaluation(d, t).paired for d, t in PAIRS],
+        **metrics_inputs(),
     output:
         **LAYOUT.metrics()._asdict(),
     log:
@@ -72,7 +72,8 @@ rule metrics:
 rule report:
     """Figures and tables of the utility evaluation (collected by snakemake --report)."""
     input:
-        **LAYOUT.metrics()._asdict(),
+        utility=LAYOUT.metrics().utility,
+        paired=LAYOUT.metrics().paired,
         selections=[LAYOUT.selection(d, t) for d, t in PAIRS],
     output:
         **{

@@ -15,6 +15,7 @@ rule generate:
         mem_mb=MEM_MB["generate"],
         gpu=1,
     params:
+        method="{method}",
         generation=section("generation"),
         seeds=SEEDS,
         minority_multiple=MINORITY_MULTIPLE,

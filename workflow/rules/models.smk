@@ -44,6 +44,8 @@ rule influence:
         gpu=1,
     params:
         influence=section("influence"),
+        fraction=1.0,
+        seed=CFG["seed"],
         device=CFG["device"],
         code=source_hash(*STAGE_CODE, "models", "guidance"),
     script:

@@ -17,7 +17,7 @@ run_generation_stage(
     classifier=sm.input.classifier,
     influence=sm.input.influence,
     task=sm.wildcards.task,
-    method=sm.wildcards.method,
+    method=sm.params.method,
     scale=float(sm.wildcards.scale),
     seeds=sm.params.seeds,
     outs=[seed_files(SyntheticFiles, sm.output, k) for k in sm.params.seeds],

@@ -17,6 +17,8 @@ run_influence_stage(
     task=sm.wildcards.task,
     out=InfluenceFiles(**sm.output),
     settings=InfluenceSettings.from_config(sm.params.influence),
+    fraction=sm.params.fraction,
+    seed=sm.params.seed,
     device=sm.params.device,
     mem_mb=sm.resources.mem_mb,
 )

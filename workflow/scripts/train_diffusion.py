@@ -17,6 +17,7 @@ run_diffusion_stage(
     out=DiffusionFiles(**sm.output),
     settings=DiffusionSettings.from_config(sm.params.diffusion),
     seed=sm.params.seed,
+    dataset=sm.wildcards.dataset,
     device=sm.params.device,
     mem_mb=sm.resources.mem_mb,
 )

@@ -171,7 +171,7 @@ def load_diffusion(
     return model, NoiseSchedule.from_settings(DiffusionSettings.from_config(ckpt["config"])), ckpt
 
 
-def plot_loss(history: list[tuple[int, float]], path: str | Path) -> None:
+def plot_loss(history: list[tuple[int, float]], path: str | Path, title: str) -> None:
     """Training loss per step (light) and its moving average, log scale, as a PNG."""
     import matplotlib
 
@@ -184,7 +184,7 @@ def plot_loss(history: list[tuple[int, float]], path: str | Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(steps, losses, lw=0.5, alpha=0.35, label="loss")
     ax.plot(steps[window - 1 :], smooth, lw=1.5, label=f"moving mean ({window})")
-    ax.set(xlabel="step", ylabel="MSE", yscale="log", title="diffusion training loss")
+    ax.set(xlabel="step", ylabel="MSE", yscale="log", title=title)
     ax.legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -200,10 +200,12 @@ def run_diffusion_stage(
     out: DiffusionFiles,
     settings: DiffusionSettings,
     seed: int,
+    dataset: str = "cohort",
     device: str = "auto",
     mem_mb: float | None = None,
 ) -> None:
-    """Train on the cohort's train split; write ``out.model``, ``out.loss`` and ``out.plot``."""
+    """Train on the cohort's train split; write ``out.model``, ``out.loss`` and ``out.plot``
+    (titled with ``dataset`` and ``task``)."""
     check_memory(prepare_memory_mb(timeseries), mem_mb, "diffusion training")
     torch_device = pick_device(device)
     prepared = prepare(stays, timeseries, task)
@@ -223,5 +225,6 @@ def run_diffusion_stage(
     }
     save_diffusion(out.model, model, settings, extra)
     write_csv(pd.DataFrame(history, columns=["step", "loss"]), out.loss)
-    plot_loss(history, out.plot)
+    target = "v" if settings.prediction == "v" else "noise"
+    plot_loss(history, out.plot, f"{dataset} / {task}: diffusion training loss ({target} MSE)")
     log.info("diffusion: trained in %.1f s (peak RSS %.0f MiB)", watch.wall_s, watch.peak_rss_mb)

@@ -39,7 +39,7 @@ from tardiff.settings import EvaluationSettings, ScaleGrids
 log = logging.getLogger(__name__)
 
 
-def _candidate_plan(x_train: np.ndarray, y_train: np.ndarray, draws: Sequence[Draw]) -> Plan:
+def candidate_plan(x_train: np.ndarray, y_train: np.ndarray, draws: Sequence[Draw]) -> Plan:
     """TSRTR at α = 1 of every candidate draw (the evaluation's own protocol code)."""
     plan = Plan()
     real_rows = plan.add_data(x_train, y_train)
@@ -61,7 +61,7 @@ def select_scales(
 ) -> dict[str, Any]:
     """Score every candidate draw on ``select`` and choose each guided method's scale
     (``mem_mb``: the job's memory, of which the loaded data take ``data_mb``)."""
-    plan = _candidate_plan(*train, draws)
+    plan = candidate_plan(*train, draws)
     pool_x, pool_y = plan.pool()
     budget = training_budget_mb(mem_mb, data_mb, pool_x, "scale selection")
     ensemble = train_models(pool_x, pool_y, plan.members, plan.seeds, settings.model,

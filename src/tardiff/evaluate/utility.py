@@ -36,7 +36,7 @@ from tardiff.evaluate.sets import (
     training_budget_mb,
 )
 from tardiff.io import read_json, write_csv
-from tardiff.layout import EvaluationFiles, MetricsFiles, parse_dataset
+from tardiff.layout import EvaluationFiles, parse_dataset
 from tardiff.runtime import check_memory, pick_device
 from tardiff.settings import EvaluationSettings
 
@@ -193,18 +193,3 @@ def run_evaluation_stage(
         paired[PAIRED_COLUMNS] if len(paired) else pd.DataFrame(columns=PAIRED_COLUMNS), out.paired
     )
     return utility, paired
-
-
-def collect_tables(
-    *, utility: Sequence[str | Path], paired: Sequence[str | Path], out: MetricsFiles
-) -> None:
-    """Concatenate the per-pair ``utility.csv`` and ``paired.csv`` files into ``out``."""
-    for paths, columns, target in ((utility, UTILITY_COLUMNS, out.utility),
-                                   (paired, PAIRED_COLUMNS, out.paired)):  # fmt: skip
-        frames = [pd.read_csv(p) for p in paths]
-        for path, frame in zip(paths, frames, strict=True):
-            if list(frame.columns) != columns:
-                raise ValueError(f"{path}: columns {list(frame.columns)}, expected {columns}")
-        frames = [f for f in frames if len(f)]
-        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-        write_csv(table, target)

@@ -91,6 +91,21 @@ def select_source(y: np.ndarray, source: str, minority: int) -> np.ndarray:
     return np.ones(len(y), dtype=bool) if label is None else y == label
 
 
+def subsample(include: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """``include`` keeping a seeded share ``fraction`` of its samples of each class (at least one
+    per class present): the guidance-set size study."""
+    if fraction >= 1:
+        return include
+    rng = np.random.default_rng([seed, 23])
+    kept = np.zeros_like(include)
+    for c in (0, 1):
+        rows = np.flatnonzero(include & (y == c))
+        if len(rows):
+            k = max(1, int(round(fraction * len(rows))))
+            kept[rng.choice(rows, size=k, replace=False)] = True
+    return kept
+
+
 def save_influence(path: str | Path, G: torch.Tensor, model: nn.Module, info: dict) -> None:
     """Write G with the names and shapes of the classifier parameters it belongs to."""
     params = detached_params(model)
@@ -128,10 +143,13 @@ def run_influence_stage(
     classifier: str | Path,
     out: InfluenceFiles,
     settings: InfluenceSettings,
+    fraction: float = 1.0,
+    seed: int = 0,
     device: str = "auto",
     mem_mb: float = DEFAULT_MEM_MB,
 ) -> dict[str, Any]:
-    """Build G on the guide part; write ``out.G``, ``out.norms`` and ``out.summary``.
+    """Build G on the guide part (a stratified share ``fraction`` of it, drawn with ``seed``);
+    write ``out.G``, ``out.norms`` and ``out.summary``.
 
     The per-sample gradients get what ``mem_mb`` (the rule's memory) leaves after the data.
     """
@@ -146,7 +164,7 @@ def run_influence_stage(
         prepared.require_both_classes(("guide",))
         y = prepared.y["guide"]
         minority = minority_label(prepared.y["train"])
-        include = select_source(y, settings.source, minority)
+        include = subsample(select_source(y, settings.source, minority), y, fraction, seed)
         G, norms = influence_vector(
             model,
             torch.as_tensor(prepared.x["guide"]),
@@ -158,6 +176,7 @@ def run_influence_stage(
     info = {
         "task": task,
         "source": settings.source,
+        "guide_fraction": fraction,
         "normalize": settings.normalize,
         "minority_label": minority,
         "n_guide": int(include.sum()),
