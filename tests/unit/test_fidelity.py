@@ -74,6 +74,8 @@ def test_summary_is_the_t_interval_over_runs():
     assert got.runs == 4 and got.mean == pytest.approx(0.3)
     assert (got.low, got.high) == pytest.approx((low, high))
     assert _summary("x", [0.25]) == Summary(0.25, 0.25, 0.25, 1)
+    wide = _summary("x", [0.1, 0.9], (0.0, 1.0))  # the t-interval of two runs, clipped
+    assert (wide.mean, wide.low, wide.high) == (0.5, 0.0, 1.0)
     with pytest.raises(ValueError, match="x is not finite"):
         _summary("x", [np.nan, 1.0])
 

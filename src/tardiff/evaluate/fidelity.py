@@ -12,7 +12,8 @@
   80 % + 80 %. On its held-out 20 % + 20 % the run scores |0.5 − accuracy| (real predicted where
   the logit is > 0; 0 = indistinguishable, 0.5 = fully separable) and the real-vs-synthetic AUROC.
   Each is reported as the mean over runs with a 95 % Student-t interval over runs
-  (mean ± t₀.₉₇₅,runs−1 · SD / √runs; a single run gives low = high = mean).
+  (mean ± t₀.₉₇₅,runs−1 · SD / √runs, clipped to the metric's range [0, 1] or [0, 0.5]; a
+  single run gives low = high = mean).
 - **Predictive score** (:func:`predictive_score`, normalised): a post-hoc next-step predictor
   (``nn.GRU(D → hidden)`` then ``nn.Linear(hidden → D)``) reads x[:, :-1] and predicts x[:, 1:],
   i.e. *every* feature's next value from the past of all features (the TimeGAN-era score predicts
@@ -95,13 +96,17 @@ def _finite(metric: str, value: float) -> float:
     return float(value)
 
 
-def _summary(metric: str, values: Sequence[float]) -> Summary:
+def _summary(
+    metric: str, values: Sequence[float], bounds: tuple[float, float] = (-np.inf, np.inf)
+) -> Summary:
+    """Mean and 95 % t-interval over runs, clipped to the metric's ``bounds``."""
     v = np.asarray(values, dtype=np.float64)
     mean = _finite(metric, v.mean())
     if len(v) == 1:
         return Summary(mean, mean, mean, 1)
     half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return Summary(mean, _finite(metric, mean - half), _finite(metric, mean + half), len(v))
+    low, high = np.clip([mean - half, mean + half], *bounds)
+    return Summary(mean, _finite(metric, float(low)), _finite(metric, float(high)), len(v))
 
 
 def discriminative_score(
@@ -147,8 +152,8 @@ def discriminative_score(
         scores.append(abs(0.5 - np.mean((logit > 0) == (y == 1))))
         aurocs.append(float(auroc(y, logit)))
     return {
-        "disc_score": _summary("disc_score", scores),
-        "disc_auroc": _summary("disc_auroc", aurocs),
+        "disc_score": _summary("disc_score", scores, (0.0, 0.5)),
+        "disc_auroc": _summary("disc_auroc", aurocs, (0.0, 1.0)),
     }
 
 
