@@ -23,7 +23,8 @@ and a concrete path. The results root is the config's ``results_dir``.
 ``results/<dataset>-train<fraction>/``: the data-scarcity study's copy of a dataset whose train
 split keeps ``fraction`` of its stays (same layout). ``results/metrics/``, ``results/figures/``,
 ``results/tables/``: every dataset's tidy metrics (utility, paired differences, fidelity, privacy,
-guidance studies), the figures and the tables.
+guidance studies; ``summary.json`` and ``curves/``, what DVC shows of them), the figures and the
+tables.
 """
 
 from __future__ import annotations
@@ -100,6 +101,14 @@ class MetricsFiles(NamedTuple):
     privacy: str
     sweep: str
     guidance: str
+
+
+class CurveFiles(NamedTuple):
+    """Long tables ``series, <x>, auprc`` that ``dvc plots`` draws (``results/metrics/curves/``)."""
+
+    tsrtr: str
+    scarcity: str
+    sweep: str
 
 
 class StudyFiles(NamedTuple):
@@ -319,6 +328,14 @@ class Layout:
     def metrics(self) -> MetricsFiles:
         names = ("utility", "paired", "fidelity", "privacy", "scale_sweep", "guidance_studies")
         return _in(f"{self.root}/metrics", MetricsFiles, *(f"{n}.csv" for n in names))
+
+    def metrics_summary(self) -> str:
+        """Mean test AUROC / AUPRC per dataset, task and method (``dvc metrics``)."""
+        return f"{self.root}/metrics/summary.json"
+
+    def metrics_curves(self) -> CurveFiles:
+        folder = f"{self.root}/metrics/curves"
+        return _in(folder, CurveFiles, "tsrtr_ratio.csv", "scarcity.csv", "scale_sweep.csv")
 
     def study_report(self) -> StudyReportFiles:
         fig, tab = f"{self.root}/figures", f"{self.root}/tables"

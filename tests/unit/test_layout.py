@@ -52,6 +52,8 @@ def _all_paths(layout: Layout, dataset: str, task: str, method: str, seed: int |
         "selection": layout.selection(dataset, task),
         "evaluation": layout.evaluation(dataset, task),
         "metrics": layout.metrics(),
+        "metrics_summary": layout.metrics_summary(),
+        "metrics_curves": layout.metrics_curves(),
         "report": layout.report(),
         "study_report": layout.study_report(),
         "fidelity": layout.fidelity(dataset, task),
@@ -107,6 +109,7 @@ SCOPE |= {"benchmark": 2, "synthetic": 4, "selection": 2, "evaluation": 2}
 SCOPE |= {"jitter": 2, "metrics": 0, "report": 0, "run_log": 0}  # jitter: (dataset, task, seed)
 SCOPE |= {"fidelity": 2, "privacy": 2, "studies": 2, "samples_figure": 2, "study_report": 0}
 SCOPE |= {"efficiency": 0, "variant_influence": 2, "variant_synthetic": 2}  # + variant, seed
+SCOPE |= {"metrics_summary": 0, "metrics_curves": 0}
 
 
 def test_names_are_unique_across_stages():
@@ -172,6 +175,8 @@ def test_concrete_paths_and_types():
     assert isinstance(layout.diffusion("d", "t"), DiffusionFiles)
     assert layout.diffusion("d", "t").plot == "results-test/d/t/diffusion/loss.png"
     assert layout.manifest("d") == "results-test/d/manifest.json"
+    assert layout.metrics_summary() == "results-test/metrics/summary.json"
+    assert layout.metrics_curves().tsrtr == "results-test/metrics/curves/tsrtr_ratio.csv"
     # a results root given as a config value with a trailing slash
     assert Layout.from_config({"results_dir": "runs/a/"}).cohort("d").summary == (
         "runs/a/d/cohort/summary.json"

@@ -3,13 +3,12 @@
 import base64
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from file_access import STRACE_ARGS, declared_jobs, job_access, under
+from file_access import declared_jobs, job_access, under
 from wfutil import ROOT, snakemake
 
 from tardiff.config import load_config, study_pairs
@@ -21,7 +20,7 @@ from tardiff.layout import Layout
 TEST_CONFIG = ROOT / "config/test.yaml"
 
 
-@pytest.mark.parametrize("config", ["config/config.yaml", "config/test.yaml"])
+@pytest.mark.parametrize("config", ["config/config.yaml", "config/test.yaml", "config/paper.yaml"])
 def test_dry_run(tmp_path, config):
     result = snakemake(
         "-n", "--cores", "2", "--directory", str(tmp_path), "--configfile", str(ROOT / config)
@@ -168,15 +167,10 @@ def _hidden(path, results):
 
 
 @pytest.mark.workflow
-def test_end_to_end_test_config(tmp_path):
+def test_end_to_end_test_config(test_config_run):
     """The test config end to end, under strace (when installed) to check declared files."""
-    trace = tmp_path / "strace.txt"
-    prefix = [*STRACE_ARGS, "-o", str(trace)] if shutil.which("strace") else []
-    result = snakemake(
-        "--cores", "2", "--directory", str(tmp_path), "--configfile", str(TEST_CONFIG),
-        prefix=prefix,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-5000:]
+    tmp_path, trace = test_config_run.workdir, test_config_run.trace
+    assert test_config_run.returncode == 0, test_config_run.stdout[-5000:]
     config = load_config(TEST_CONFIG)
     layout = Layout(str(tmp_path / config["results_dir"]))
     for name, entry in config["datasets"].items():
@@ -211,7 +205,7 @@ def test_end_to_end_test_config(tmp_path):
     )  # fmt: skip
     assert collected.returncode == 0 and report.stat().st_size > 0, collected.stdout[-3000:]
     _check_report(report, layout, config, tmp_path)
-    if not prefix:
+    if trace is None:
         pytest.skip("strace is not installed: declared inputs and outputs were not checked")
     summary = snakemake(
         "--detailed-summary", "--cores", "1", "--directory", str(tmp_path),

@@ -218,6 +218,8 @@ def all_targets():
     return [
         *(LAYOUT.manifest(dataset) for dataset in DATASETS),
         *LAYOUT.metrics(),
+        LAYOUT.metrics_summary(),
+        *LAYOUT.metrics_curves(),
         *LAYOUT.report(),
         *LAYOUT.study_report(),
         *(f for d, t in BASE_PAIRS for f in LAYOUT.samples_figure(d, t)),

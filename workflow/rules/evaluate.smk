@@ -62,11 +62,31 @@ rule metrics:
     log:
         LAYOUT.run_log("metrics"),
     conda:
-        "../../envs/data.yaml"
+        "../../envs/torch.yaml"
     params:
         code=source_hash("evaluate", "io", "layout"),
     script:
         "../scripts/metrics.py"
+
+
+rule metrics_summary:
+    """What DVC shows of the utility metrics: the summary JSON (dvc metrics) and the curve tables
+    (dvc plots)."""
+    input:
+        utility=LAYOUT.metrics().utility,
+        paired=LAYOUT.metrics().paired,
+        sweep=LAYOUT.metrics().sweep,
+    output:
+        **LAYOUT.metrics_curves()._asdict(),
+        summary=LAYOUT.metrics_summary(),
+    log:
+        LAYOUT.run_log("metrics_summary"),
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        code=source_hash("evaluate", "io", "layout"),
+    script:
+        "../scripts/metrics_summary.py"
 
 
 rule report:
@@ -83,7 +103,7 @@ rule report:
     log:
         LAYOUT.run_log("report"),
     conda:
-        "../../envs/data.yaml"
+        "../../envs/torch.yaml"
     params:
         code=source_hash("evaluate", "io", "layout"),
     script:

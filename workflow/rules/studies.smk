@@ -65,7 +65,9 @@ rule samples_figure:
         synthetic=evaluation_inputs,
     output:
         **{
-            name: report(path, caption="../report/fig5.rst", category="Fidelity and privacy")
+            name: report(
+                path, caption="../report/fig5.rst", category="Fidelity and privacy"
+            )
             for name, path in LAYOUT.samples_figure("{dataset}", "{task}")
             ._asdict()
             .items()
@@ -218,7 +220,7 @@ rule study_report:
     log:
         LAYOUT.run_log("study_report"),
     conda:
-        "../../envs/data.yaml"
+        "../../envs/torch.yaml"
     resources:
         mem_mb=MEM_MB["report"],
     params:
@@ -242,7 +244,7 @@ rule efficiency:
     log:
         LAYOUT.run_log("efficiency"),
     conda:
-        "../../envs/data.yaml"
+        "../../envs/torch.yaml"
     params:
         pairs=[f"{d}/{t}" for d, t in BASE_PAIRS],
         code=source_hash("evaluate", "io", "layout"),

@@ -1,0 +1,144 @@
+"""What DVC shows of the utility evaluation: a metrics JSON and the curves its plots draw.
+
+DVC metrics must be JSON, YAML or TOML, and DVC plots cannot filter or average rows, so this
+module derives both from the tidy tables of ``results/metrics/`` (:mod:`tardiff.evaluate.collect`):
+
+- :func:`metrics_summary` (``metrics/summary.json``, ``dvc metrics show`` / ``diff``): per dataset,
+  task and method of the main study (``fraction`` 1.0), the mean over evaluation seeds of test
+  AUROC and AUPRC of ``real`` at TRTR and of every other method at TSTR and at TSRTR with α = 1
+  (keys ``<protocol>_<metric>``), and the paired AUPRC difference against ``real`` at TSRTR α = 1
+  (``vs_real_TSRTR_auprc_delta``). Values are rounded to 4 decimals; a non-finite one is left out.
+- :func:`curve_tables` (``metrics/curves/``, ``dvc plots show``): long tables ``series, <x>,
+  auprc``, one line per ``series`` (``dataset/task/method``), AUPRC averaged over seeds: TSRTR
+  test AUPRC against the synthetic ratio α (main study), test AUPRC against the share of real
+  train kept (pairs of the data-scarcity study: TSRTR α = 1, and TRTR for ``real``) and the scale
+  sweep's validation AUPRC against the guidance scale.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tardiff.evaluate.collect import read_table
+from tardiff.evaluate.studies import SWEEP_COLUMNS
+from tardiff.evaluate.utility import PAIRED_COLUMNS, UTILITY_COLUMNS
+from tardiff.io import write_csv, write_json
+from tardiff.layout import CurveFiles
+
+#: the synthetic ratio α of the TSRTR numbers in the summary
+SUMMARY_RATIO = 1.0
+#: decimals kept in the summary and the curves
+DIGITS = 4
+#: key of the paired difference in the summary
+DELTA_KEY = "vs_real_TSRTR_auprc_delta"
+PAIR_KEYS = ["dataset", "task", "method"]
+
+
+def _rounded(value: object) -> float | None:
+    """``value`` as a float with ``DIGITS`` decimals, or None when it is missing or not finite."""
+    number = float(value)
+    return round(number, DIGITS) + 0.0 if math.isfinite(number) else None  # + 0.0: no -0.0
+
+
+def _close(column: pd.Series, value: float) -> np.ndarray:
+    """Rows where a float column equals ``value`` (False where it is missing)."""
+    return np.isclose(column.to_numpy(float), value)
+
+
+def _main_arms(utility: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the summary: main study, ``real`` at TRTR, TSTR, TSRTR at ``SUMMARY_RATIO``."""
+    main = utility[_close(utility["fraction"], 1.0)]
+    protocol = main["protocol"]
+    keep = (
+        ((protocol == "TRTR") & (main["method"] == "real"))
+        | (protocol == "TSTR")
+        | ((protocol == "TSRTR") & _close(main["ratio"], SUMMARY_RATIO))
+    )
+    return main[keep]
+
+
+def _paired_deltas(paired: pd.DataFrame) -> dict[tuple[str, str, str], float]:
+    """AUPRC difference of each method against ``real`` at TSRTR α = 1 (main study)."""
+    rows = paired[
+        (paired["baseline"] == "real")
+        & (paired["protocol"] == "TSRTR")
+        & (paired["metric"] == "auprc")
+        & _close(paired["ratio"], SUMMARY_RATIO)
+        & _close(paired["fraction"], 1.0)
+    ]
+    keys = [tuple(str(v) for v in key) for key in rows[PAIR_KEYS].itertuples(index=False)]
+    if len(set(keys)) != len(keys):
+        raise ValueError("paired table: more than one TSRTR AUPRC row against real per method")
+    return dict(zip(keys, rows["delta"], strict=True))
+
+
+def _put(summary: dict, key: Sequence[str], name: str, value: object) -> None:
+    number = _rounded(value)
+    if number is not None:
+        dataset, task, method = key
+        summary.setdefault(dataset, {}).setdefault(task, {}).setdefault(method, {})[name] = number
+
+
+def metrics_summary(utility: pd.DataFrame, paired: pd.DataFrame) -> dict:
+    """``{dataset: {task: {method: {"TSRTR_auprc": ..., ...}}}}`` (module docstring)."""
+    summary: dict = {}
+    groups = _main_arms(utility).groupby([*PAIR_KEYS, "protocol"])[["auroc", "auprc"]].mean()
+    for (dataset, task, method, protocol), row in groups.iterrows():
+        for metric in ("auroc", "auprc"):
+            key = (str(dataset), str(task), str(method))
+            _put(summary, key, f"{protocol}_{metric}", row[metric])
+    for key, delta in _paired_deltas(paired).items():
+        _put(summary, key, DELTA_KEY, delta)
+    return summary
+
+
+def _curve(rows: pd.DataFrame, x: str) -> pd.DataFrame:
+    """Mean AUPRC per (dataset, task, method, ``x``) as a ``series, x, auprc`` table."""
+    columns = ["series", x, "auprc"]
+    rows = rows[np.isfinite(rows["auprc"].to_numpy(float))]
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    means = rows.groupby([*PAIR_KEYS, x])["auprc"].mean().reset_index()
+    series = means["dataset"].astype(str)
+    for key in PAIR_KEYS[1:]:
+        series = series + "/" + means[key].astype(str)
+    table = pd.DataFrame(
+        {"series": series, x: means[x].astype(float), "auprc": means["auprc"].round(DIGITS)}
+    )
+    return table[columns].sort_values(["series", x]).reset_index(drop=True)
+
+
+def curve_tables(utility: pd.DataFrame, sweep: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The tables of ``CurveFiles`` by field (module docstring)."""
+    tsrtr = (utility["protocol"] == "TSRTR") & _close(utility["ratio"], SUMMARY_RATIO)
+    real = (utility["protocol"] == "TRTR") & (utility["method"] == "real")
+    reduced = utility.loc[~_close(utility["fraction"], 1.0), ["dataset", "task"]]
+    studied = pd.MultiIndex.from_frame(reduced.drop_duplicates())
+    in_study = utility.set_index(["dataset", "task"]).index.isin(studied)
+    main = _close(utility["fraction"], 1.0)
+    return {
+        "tsrtr": _curve(utility[main & (utility["protocol"] == "TSRTR")], "ratio"),
+        "scarcity": _curve(utility[in_study & (tsrtr | real)], "fraction"),
+        "sweep": _curve(sweep, "scale"),
+    }
+
+
+def write_metrics_summary(*, utility: str | Path, paired: str | Path, out: str | Path) -> dict:
+    """Read ``utility.csv`` and ``paired.csv`` (columns checked), write the summary JSON."""
+    summary = metrics_summary(
+        read_table(utility, UTILITY_COLUMNS), read_table(paired, PAIRED_COLUMNS)
+    )
+    write_json(summary, out)
+    return summary
+
+
+def write_curves(*, utility: str | Path, sweep: str | Path, out: CurveFiles) -> None:
+    """Read ``utility.csv`` and ``scale_sweep.csv`` (columns checked), write the curve tables."""
+    tables = curve_tables(read_table(utility, UTILITY_COLUMNS), read_table(sweep, SWEEP_COLUMNS))
+    for field, table in tables.items():
+        write_csv(table, getattr(out, field))
