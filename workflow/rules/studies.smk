@@ -73,7 +73,8 @@ rule samples_figure:
             .items()
         },
     log:
-        LAYOUT.log("{dataset}", "samples_figure", "{task}"),
+        # not under the dataset's folder, which DVC versions as the dataset stage's output
+        LAYOUT.run_log("samples_figure_{dataset}_{task}"),
     wildcard_constraints:
         dataset=BASE_DATASET,
     conda:

@@ -44,6 +44,7 @@ from tardiff.evaluate.sets import (
     take,
 )
 from tardiff.evaluate.study_figures import samples_figure
+from tardiff.evaluate.utility import require_finite
 from tardiff.io import read_json, write_csv
 from tardiff.layout import FigureFiles
 from tardiff.runtime import check_memory, pick_device, progress
@@ -182,12 +183,6 @@ def fidelity_table(
     return pd.DataFrame(rows).assign(reference=REFERENCE)
 
 
-def _finite(table: pd.DataFrame, columns: list[str], what: str) -> None:
-    bad = [c for c in columns if not np.isfinite(table[c].to_numpy(float)).all()]
-    if bad:
-        raise ValueError(f"{what}: non-finite values in columns {bad}; nothing was written")
-
-
 def run_fidelity_stage(
     *,
     stays: str | Path,
@@ -213,7 +208,7 @@ def run_fidelity_stage(
         prepared, draws, settings, seed=seed, device=pick_device(device), mem_mb=budget
     )
     table = table.assign(dataset=dataset, task=task)[FIDELITY_COLUMNS]
-    _finite(table, ["value"], f"fidelity of {dataset}/{task}")
+    require_finite(table, ["value"], f"fidelity of {dataset}/{task}")
     write_csv(table, out)
     return table
 
@@ -253,7 +248,7 @@ def run_privacy_stage(
         dataset=dataset, task=task, near_copy_distance=settings.near_copy_distance
     )
     table = table[PRIVACY_COLUMNS]
-    _finite(
+    require_finite(
         table,
         ["dcr_share", "attack_auc", "attack_auc_lo", "attack_auc_hi"],
         f"privacy of {dataset}/{task}",

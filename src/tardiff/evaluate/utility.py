@@ -132,10 +132,11 @@ def paired_table(
     return pd.DataFrame(out)
 
 
-def _require_finite(table: pd.DataFrame, columns: list[str]) -> None:
+def require_finite(table: pd.DataFrame, columns: list[str], what: str) -> None:
+    """Raise, naming ``what`` and the columns, if any of ``columns`` holds NaN or inf."""
     bad = [c for c in columns if not np.isfinite(table[c].to_numpy(float)).all()]
     if bad:
-        raise ValueError(f"non-finite evaluation results in columns {bad}; nothing was written")
+        raise ValueError(f"{what}: non-finite values in columns {bad}; nothing was written")
 
 
 def run_evaluation_stage(
@@ -182,8 +183,9 @@ def run_evaluation_stage(
     paired = paired_table(
         table, logits["test"], prepared.y["test"], settings.bootstrap_resamples, seed
     )
-    _require_finite(utility, [f"{c}{s}" for c in COLUMNS.values() for s in ("", "_lo", "_hi")])
-    _require_finite(paired, ["delta", "delta_lo", "delta_hi"] if len(paired) else [])
+    what = f"evaluation of {dataset}/{task}"
+    require_finite(utility, [f"{c}{s}" for c in COLUMNS.values() for s in ("", "_lo", "_hi")], what)
+    require_finite(paired, ["delta", "delta_lo", "delta_hi"] if len(paired) else [], what)
     base, fraction = parse_dataset(dataset)
     keys_front = {"dataset": base, "task": task}
     utility = utility.assign(**keys_front, fraction=fraction)
