@@ -39,9 +39,10 @@ def _job_counts(stdout: str) -> dict[str, int]:
 
 
 def _command(workdir: Path, *targets: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+    # targets first: --configfile takes every value that follows it
+    return [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(ROOT / "Snakefile"),
             "--cores", "2", "--directory", str(workdir), "--configfile", str(TEST_CONFIG),
-            "--rerun-incomplete", *targets]  # fmt: skip
+            "--rerun-incomplete"]  # fmt: skip
 
 
 def _stop_when(command: list[str], started: Path, timeout: float = 300) -> None:
@@ -72,8 +73,8 @@ def test_sigterm_mid_job_then_resume(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     jobs = _job_counts(done.stdout + done.stderr)
     assert jobs.get("generate") == 1 and not UPSTREAM & set(jobs), jobs
-    again = snakemake("-n", "--cores", "2", "--directory", str(tmp_path), "--configfile",
-                      str(TEST_CONFIG), target)  # fmt: skip
+    again = snakemake(target, "-n", "--cores", "2", "--directory", str(tmp_path),
+                      "--configfile", str(TEST_CONFIG))  # fmt: skip
     assert "Nothing to be done" in again.stdout, again.stdout[-3000:]
 
 
