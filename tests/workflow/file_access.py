@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 STRACE_ARGS = [
-    "strace", "-f", "-qq", "-s", "512",
+    # --seccomp-bpf: only the traced calls stop the process (several times faster than plain -f)
+    "strace", "-f", "--seccomp-bpf", "-qq", "-s", "512",
     "-e", "trace=open,openat,creat,execve,clone,clone3,fork,vfork,rename,renameat,renameat2",
 ]  # fmt: skip
 

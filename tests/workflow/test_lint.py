@@ -106,4 +106,4 @@ def test_dvc_declares_params_metrics_and_plots_of_snakemake_targets(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
     assert all(path in result.stdout for path in [*metrics, *plotted])
     ignored = set((ROOT / ".dvcignore").read_text().split())
-    assert {".snakemake/", ".venv/", "results-test/", "__pycache__/"} <= ignored
+    assert {".snakemake/", ".venv/", "__pycache__/"} <= ignored

@@ -24,7 +24,7 @@ from tardiff.config import load_config
 
 TEST_CONFIG = ROOT / "config/test.yaml"
 #: entries of JSON records and checkpoints that measure the run, not its results
-TIMING_KEYS = {"wall_s", "peak_rss_mb", "samples_per_s"}
+TIMING_KEYS = {"wall_s", "peak_rss_mb", "samples_per_s", "rows_per_second"}
 #: folders and files that hold timings only
 TIMINGS = {"logs", "benchmarks", "manifest.json", "efficiency.md", "efficiency.csv"}
 
@@ -36,6 +36,7 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 def _repository(dest: Path) -> Path:
     """A git repository with the workflow, DVC files and the test config as the default."""
+    dest.mkdir(parents=True)
     for name in ("Snakefile", "workflow", "src", "config", "envs", "dvc.yaml", ".dvcignore"):
         source = ROOT / name
         if source.is_dir():

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from wfutil import ROOT, snakemake
 
 from tardiff.config import load_config
@@ -47,12 +46,12 @@ def _command(workdir: Path, *targets: str) -> list[str]:
 
 def _stop_when(command: list[str], started: Path, timeout: float = 300) -> None:
     """Start ``command``; SIGTERM its process group once ``started`` (a job's log) exists."""
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + timeout
     while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert proc.poll() is None, f"the run ended before {started.name} started"
+    assert proc.poll() is None, f"the run ended before {started.name}: {proc.stdout.read()[-3000:]}"
     time.sleep(0.5)  # inside the job
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=120)
@@ -60,15 +59,16 @@ def _stop_when(command: list[str], started: Path, timeout: float = 300) -> None:
 
 @pytest.mark.workflow
 def test_sigterm_mid_job_then_resume(tmp_path):
-    layout = Layout(str(tmp_path / load_config(TEST_CONFIG)["results_dir"]))
+    layout = Layout(load_config(TEST_CONFIG)["results_dir"])  # relative: targets and paths
     target = layout.synthetic(DATASET, TASK, "tardiff", 0.1, 0).samples
-    diffusion = layout.diffusion(DATASET, TASK)
-    _stop_when(_command(tmp_path, target), Path(layout.log(DATASET, "train_diffusion", TASK)))
-    assert not Path(diffusion.model).exists(), "a stopped training job left its model in place"
-    assert Path(layout.cohort(DATASET).stays).exists()
-    generating = Path(layout.log(DATASET, "generate_tardiff_w0.1", TASK))
+    model = tmp_path / layout.diffusion(DATASET, TASK).model
+    training = tmp_path / layout.log(DATASET, "train_diffusion", TASK)
+    _stop_when(_command(tmp_path, target), training)
+    assert not model.exists(), "a stopped training job left its model in place"
+    assert (tmp_path / layout.cohort(DATASET).stays).exists()
+    generating = tmp_path / layout.log(DATASET, "generate_tardiff_w0.1", TASK)
     _stop_when(_command(tmp_path, target), generating)
-    assert Path(diffusion.model).exists() and not Path(target).exists()
+    assert model.exists() and not (tmp_path / target).exists()
     done = subprocess.run(_command(tmp_path, target), capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     jobs = _job_counts(done.stdout + done.stderr)
@@ -80,6 +80,7 @@ def test_sigterm_mid_job_then_resume(tmp_path):
 
 def _copy_project(dest: Path) -> Path:
     """The workflow and package sources in ``dest`` (so a test can edit them)."""
+    dest.mkdir(parents=True)
     for name in ("Snakefile", "workflow", "src", "config"):
         source = ROOT / name
         if source.is_dir():
@@ -124,9 +125,13 @@ def test_code_and_config_changes_rerun_exactly_their_rules(completed_run, tmp_pa
     assert not jobs & (UPSTREAM | {"generate", "jitter", "generate_variant"}), jobs
     module.write_text(module.read_text().removesuffix("\n# edited\n"))
     assert _dry_jobs(project, completed_run, config) == {}
-    settings = yaml.safe_load(config.read_text())
-    settings["privacy"]["near_copy_distance"] = 0.1
-    config.write_text(yaml.safe_dump(settings))
+    # one value edited in place, as a user would (rewriting the file could reorder its keys)
+    old, new = (
+        "privacy: {bootstrap_resamples: 200",
+        "privacy: {near_copy_distance: 0.1, bootstrap_resamples: 200",
+    )
+    assert old in config.read_text()
+    config.write_text(config.read_text().replace(old, new))
     jobs = _dry_jobs(project, completed_run, config)
     assert jobs.get("privacy") == 2, jobs  # one per (dataset, task) pair
     assert not {"fidelity", "evaluate", "select_scales", "generate", *UPSTREAM} & set(jobs), jobs

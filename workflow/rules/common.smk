@@ -71,21 +71,17 @@ MEM_MB = {
 }
 
 
-def requested_pairs():
-    """(dataset, task) pairs of the datasets this run asks for (all without dataset targets)."""
-    targets = workflow.dag_settings.targets if workflow.dag_settings else ()
-    wanted = {d for d, _ in PAIRS for t in targets if d in Path(t).parts}
-    return [(d, t) for d, t in PAIRS if d in (wanted or {d for d, _ in PAIRS})]
-
-
 def diffusion_threads(wildcards):
     """Threads of a diffusion-training job (the one that dominates a run): the cores shared by
-    the (dataset, task) pairs that train side by side, so a one-pair run uses every core and
-    parallel jobs do not oversubscribe them. Measured (benchmarks/threads.py, 2 cores): 2 threads
-    train 1.3-1.5x faster than 1, so two 1-thread jobs side by side beat two 2-thread jobs in a
-    row. The other torch jobs are short and take one thread, so they run side by side.
+    the config's (dataset, task) pairs, which train side by side, so a one-pair config uses every
+    core and parallel jobs do not oversubscribe them. Measured (benchmarks/threads.py, 2 cores):
+    2 threads train 1.3-1.5x faster than 1, so two 1-thread jobs side by side beat two 2-thread
+    jobs in a row. The other torch jobs are short and take one thread, so they run side by side.
+    It depends on the config and --cores only, never on the targets asked for: torch's CPU
+    results depend on the thread count, and `dvc repro` (one dataset per stage) must give the
+    same numbers as `snakemake --cores all`.
     """
-    pairs = len(requested_pairs())
+    pairs = len(PAIRS)
     return max(1, workflow.cores // max(1, min(pairs, workflow.cores)))
 
 

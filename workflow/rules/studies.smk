@@ -209,7 +209,10 @@ rule guidance_study:
 rule study_report:
     """Figures and tables of the fidelity, privacy and guidance studies."""
     input:
-        **LAYOUT.metrics()._asdict(),
+        fidelity=LAYOUT.metrics().fidelity,
+        privacy=LAYOUT.metrics().privacy,
+        sweep=LAYOUT.metrics().sweep,
+        guidance=LAYOUT.metrics().guidance,
         influence=[LAYOUT.influence(d, t).summary for d, t in BASE_PAIRS],
     output:
         **{

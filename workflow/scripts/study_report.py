@@ -3,13 +3,16 @@
 import _srcpath  # noqa: F401  (repository src/ on sys.path)
 
 from tardiff.evaluate.collect import write_study_report
-from tardiff.layout import MetricsFiles, StudyReportFiles
+from tardiff.layout import StudyReportFiles
 from tardiff.runtime import setup_logging
 
 sm = snakemake  # noqa: F821
 setup_logging(sm.log[0])
 write_study_report(
-    metrics=MetricsFiles(**{k: sm.input[k] for k in MetricsFiles._fields}),
+    fidelity=sm.input.fidelity,
+    privacy=sm.input.privacy,
+    sweep=sm.input.sweep,
+    guidance=sm.input.guidance,
     influence=dict(zip(sm.params.pairs, sm.input.influence, strict=True)),
     out=StudyReportFiles(**sm.output),
 )

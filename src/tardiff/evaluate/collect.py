@@ -49,16 +49,18 @@ def collect_tables(*, inputs: dict[str, Sequence[str | Path]], out: MetricsFiles
 
 
 def write_study_report(
-    *, metrics: MetricsFiles, influence: dict[str, str | Path], out: StudyReportFiles
+    *,
+    fidelity: str | Path,
+    privacy: str | Path,
+    sweep: str | Path,
+    guidance: str | Path,
+    influence: dict[str, str | Path],
+    out: StudyReportFiles,
 ) -> None:
-    """Fig. 3, Fig. 4, Tables 3 and 5 and the fidelity / privacy summary table.
-
-    ``influence`` maps ``<dataset>/<task>`` to that pair's influence ``summary.json``.
-    """
-    tables = {
-        kind: read_table(getattr(metrics, kind), TABLES[kind])
-        for kind in ("fidelity", "privacy", "sweep", "guidance")
-    }
+    """Fig. 3, Fig. 4, Tables 3 and 5 and the fidelity / privacy summary table from the collected
+    tables; ``influence`` maps ``<dataset>/<task>`` to that pair's influence ``summary.json``."""
+    paths = {"fidelity": fidelity, "privacy": privacy, "sweep": sweep, "guidance": guidance}
+    tables = {kind: read_table(path, TABLES[kind]) for kind, path in paths.items()}
     figures.sweep_figure(sweep=tables["sweep"], png=out.fig3_png, pdf=out.fig3_pdf)
     figures.guidance_size_figure(studies=tables["guidance"], png=out.fig4_png, pdf=out.fig4_pdf)
     summaries = []
