@@ -71,6 +71,10 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
     for name in config["datasets"]:
         config["datasets"][name] = dataset_settings(config, name)
+    if "cfg" in config["generation"]["methods"] and not config["diffusion"]["label_dropout"] > 0:
+        raise ConfigError(
+            "config key 'generation.methods': cfg needs diffusion.label_dropout > 0 (null label)"
+        )
     split = config["split"]
     if abs(split["train"] + split["val"] + split["test"] - 1.0) > 1e-6:
         raise ConfigError("config key 'split': train + val + test must sum to 1")

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from tardiff.methods import scale_guided
 from tardiff.settings import DatasetSettings
 
 
@@ -280,10 +281,11 @@ class Layout:
 
     def draw(self, dataset: str, task: str, method: str, scale: float | None, seed: int) -> str:
         """Samples of one synthetic draw of the evaluation: ``jitter`` (scale None), or a
-        diffusion method at ``scale``, where any method at scale 0 is conditional sampling."""
+        diffusion method at ``scale``, where a scale-guided method at scale 0 is conditional
+        sampling (:func:`tardiff.methods.scale_guided`; unguided methods keep their path)."""
         if method == "jitter":
             return self.jitter(dataset, task, seed).samples
-        method = "conditional" if scale == 0 else method
+        method = "conditional" if scale == 0 and scale_guided(method) else method
         return self.synthetic(dataset, task, method, scale, seed).samples
 
     def selection(self, dataset: str, task: str) -> str:

@@ -137,6 +137,7 @@ class ScaleGrids(_Section):
 
     tardiff: tuple[float, ...]
     classifier_guidance: tuple[float, ...]
+    cfg: tuple[float, ...] = ()  # from_config always fills the schema's grid
 
     def of(self, method: str) -> tuple[float, ...]:
         return getattr(self, method)
@@ -152,6 +153,9 @@ class GenerationSettings(_Section):
     evaluate_on: str
     jacobian: str
     normalize: str
+    fd_eps: float
+    clip_x0: float | None
+    filter_factor: int
     n_samples: int | None
     batch_size: int
 

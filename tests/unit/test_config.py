@@ -14,7 +14,7 @@ from tardiff.diffusion.samplers import STEPPERS
 from tardiff.diffusion.schedule import BETAS, PREDICTIONS
 from tardiff.generate import METHODS
 from tardiff.guidance.influence import select_source
-from tardiff.guidance.terms import TERMS
+from tardiff.guidance.terms import REFERENCE_SCALED, TERMS
 from tardiff.layout import Layout
 from tardiff.models.classifier import ARCHS
 from tardiff.settings import SECTIONS, DatasetSettings, DemoSettings, TaskSettings
@@ -75,6 +75,16 @@ def test_invalid_config_names_the_key(patch, key):
 def test_split_must_sum_to_one():
     with pytest.raises(ConfigError, match="'split'"):
         validate_config({**MINIMAL, "split": {"train": 0.7, "val": 0.1, "test": 0.1}})
+
+
+def test_cfg_needs_a_trained_null_label():
+    cfg = {"methods": ["conditional", "cfg"]}
+    assert validate_config({**MINIMAL, "generation": cfg})["generation"]["scales"]["cfg"]
+    with pytest.raises(ConfigError, match="cfg needs diffusion.label_dropout"):
+        validate_config({**MINIMAL, "generation": cfg, "diffusion": {"label_dropout": 0}})
+    defaults = validate_config(MINIMAL)["generation"]
+    assert defaults["methods"] == ["conditional", "tardiff", "classifier_guidance"]
+    assert (defaults["normalize"], defaults["fd_eps"], defaults["clip_x0"]) == ("rms", 1e-3, None)
 
 
 def test_resolution_must_divide_window():
@@ -162,6 +172,7 @@ def test_schema_enums_match_dispatch_tables():
     assert enum("generation", "jacobian") == set(TERMS)
     assert enum("generation", "sampler") == set(STEPPERS)
     assert set(props["generation"]["properties"]["methods"]["items"]["enum"]) == set(METHODS)
+    assert enum("generation", "normalize") == {"none", "rms", *REFERENCE_SCALED}
     sources = enum("influence", "source")
     assert sources == {"all", "minority", "majority"}
     y = np.array([0, 1, 1, 0, 0])

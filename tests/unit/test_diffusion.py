@@ -28,7 +28,9 @@ from tardiff.diffusion.train import (
     save_diffusion,
     train_diffusion,
 )
+from tardiff.guidance.terms import Guidance
 from tardiff.layout import DiffusionFiles, Layout
+from tardiff.models.classifier import build_classifier
 from tardiff.models.denoiser import Denoiser
 from tardiff.settings import DiffusionSettings
 
@@ -46,7 +48,8 @@ TINY = {
 
 
 class GaussianOracle(torch.nn.Module):
-    """Exact eps-predictor for data x0 ~ N(mu[y], sd^2) i.i.d. per element (null label: mu = 0)."""
+    """Exact eps- or v-predictor (the schedule's prediction) for data x0 ~ N(mu[y], sd^2) i.i.d.
+    per element (null label: mu = 0)."""
 
     def __init__(self, schedule: NoiseSchedule, mu=(-1.5, 1.5), sd=0.5):
         super().__init__()
@@ -56,7 +59,11 @@ class GaussianOracle(torch.nn.Module):
         a = self.schedule.at(self.schedule.sqrt_alphas_cumprod, t, x)
         b = self.schedule.at(self.schedule.sqrt_one_minus_alphas_cumprod, t, x)
         mu = torch.tensor(self.mu, dtype=x.dtype)[y].reshape(-1, 1, 1)
-        return b * (x - a * mu) / (a**2 * self.sd**2 + b**2)
+        eps = b * (x - a * mu) / (a**2 * self.sd**2 + b**2)
+        if self.schedule.prediction == "eps":
+            return eps
+        x0 = mu + a * self.sd**2 * (x - a * mu) / (a**2 * self.sd**2 + b**2)
+        return a * eps - b * x0
 
 
 def toy_data(n=128, seq_len=8, n_features=2, seed=0):
@@ -416,6 +423,24 @@ def test_samplers_match_gaussian_target_and_each_other():
     np.testing.assert_allclose(xa, xb, atol=2e-3)
 
 
+def test_sd_bias_on_the_default_schedule_with_an_exact_denoiser():
+    """Issue 8 §3 oracle (``benchmarks/sampler_bias.py``): on the default schedule (cosine,
+    T = 1000, v-prediction) an exact denoiser leaves only the sampler's own SD bias. DDPM-1000
+    and DPM-Solver++-50 keep the data SD within 2 % (exact: 0.998 / 0.990 and 0.999 / 0.991 for
+    s = 1 / 0.2); DDIM-20 (eta = 1) shrinks it (exact: 0.901 / 0.765)."""
+    sch = NoiseSchedule(cosine_betas(1000), "v")
+    labels = np.zeros(2048, dtype=np.int64)
+    runs = {"ddpm": ("ddpm", 1000, 1.0), "dpm_50": ("dpm_solver++", 50, 1.0)}
+    for sd in (1.0, 0.2):
+        oracle = GaussianOracle(sch, mu=(0.0, 0.0), sd=sd)
+        for name, (sampler, steps, eta) in runs.items():
+            x, _ = generate(oracle, sch, labels, 8, 2, 2048, sampler, steps, eta, progress=False)
+            assert float(x.std()) / sd == pytest.approx(1.0, abs=0.02), (name, sd)
+            assert abs(float(x.mean())) < 0.03 * sd, (name, sd)
+    x, _ = generate(oracle, sch, labels[:512], 8, 2, 512, "ddim", 20, 1.0, progress=False)
+    assert float(x.std()) / 0.2 < 0.8  # sd = 0.2
+
+
 def test_guidance_hook_contract():
     sch = NoiseSchedule(cosine_betas(50))
     oracle = GaussianOracle(sch)
@@ -487,3 +512,111 @@ def test_generate_determinism_and_label_order(trained, tiny):
     assert np.array_equal(x.mean(axis=(1, 2)) > 0, labels == 1)
     with pytest.raises(ValueError, match="sampler"):
         generate(oracle, sch, labels, 8, 2, 3, sampler="euler", progress=False)
+
+
+# --------------------------------------------------- bounded, finite samples; diagnostics (issue 8)
+
+
+def test_x0_coef_is_the_move_of_the_step_mean():
+    sch = NoiseSchedule(cosine_betas(20))
+    gen = torch.Generator().manual_seed(0)
+    x_t, x0, x0_prev = (torch.randn((2, 3, 2), generator=gen, dtype=torch.float64) for _ in "abc")
+    for name, t, s, prev in (("ddpm", 7, 6, False), ("ddim", 12, 5, False), ("ddim", 3, -1, False),
+                             ("dpm_solver++", 15, 9, False), ("dpm_solver++", 9, 3, True),
+                             ("dpm_solver++", 3, -1, True)):  # fmt: skip
+        stepper = STEPPERS[name](sch, eta=0.6)
+
+        def state(prev=prev, stepper=stepper):
+            st = stepper.new_state()
+            if prev:  # a previous step 15 -> 9 makes the next one second order
+                stepper.step(x_t, x0_prev, 15, 9, st)
+            return st
+
+        coef = stepper.x0_coef(t, s, state())
+        moved = (
+            stepper.step(x_t, x0 + 0.1, t, s, state())[0] - stepper.step(x_t, x0, t, s, state())[0]
+        )
+        torch.testing.assert_close(moved, torch.full_like(moved, 0.1 * coef), rtol=1e-9, atol=1e-12)
+
+
+def test_mean_move_diagnostics_of_a_ddim_step():
+    sch = NoiseSchedule(cosine_betas(50))
+    diag = []
+    y = torch.tensor([0, 1] * 4)
+    sample(GaussianOracle(sch), sch, y, 4, 2, "ddim", 5, 0.6,
+           guidance=lambda x0, *a: torch.full_like(x0, 0.2), diagnostics=diag)  # fmt: skip
+    ab = sch.alphas_cumprod.tolist()
+    t, s = timestep_grid(50, 5)[1:3]  # step 1 by hand
+    sigma = 0.6 * math.sqrt((1 - ab[s]) / (1 - ab[t]) * (1 - ab[t] / ab[s]))
+    c1 = math.sqrt(ab[s]) - math.sqrt(1 - ab[s] - sigma**2) * math.sqrt(ab[t] / (1 - ab[t]))
+    row = diag[1]
+    assert row["t"] == t and row["sigma"] == pytest.approx(sigma)
+    assert row["mean_move"] == pytest.approx(0.2 * c1, rel=1e-6)
+    assert row["mean_move_ratio"] == pytest.approx(0.2 * c1 / sigma, rel=1e-6)
+    assert row["shift_rms"] == pytest.approx(0.2)  # the old columns stay
+    assert diag[-1]["mean_move"] == pytest.approx(0.2)  # into the clean end: c1 = 1
+    plain = []
+    sample(GaussianOracle(sch), sch, y, 4, 2, "ddim", 5, diagnostics=plain)
+    assert all(d["mean_move"] == 0 == d["mean_move_ratio"] for d in plain)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_clip_x0_bounds_the_returned_samples(sampler):
+    sch = NoiseSchedule(cosine_betas(20))
+    y = torch.tensor([0, 1] * 8)
+
+    def push(x0, *a):
+        return torch.full_like(x0, 5.0)
+
+    kw = dict(sampler=sampler, steps=5, guidance=push)
+    free = sample(
+        GaussianOracle(sch), sch, y, 4, 2, **kw, generator=torch.Generator().manual_seed(0)
+    )
+    assert float(free.abs().max()) > 3.0  # the last step adds the full shift
+    bound = sample(GaussianOracle(sch), sch, y, 4, 2, **kw, clip_x0=1.5,
+                   generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert float(bound.abs().max()) <= 1.5
+
+
+class NaNDenoiser(torch.nn.Module):
+    """The Gaussian oracle whose output is NaN after ``k`` calls."""
+
+    def __init__(self, oracle, k):
+        super().__init__()
+        self.oracle, self.k, self.calls, self.n_classes = oracle, k, 0, oracle.n_classes
+
+    def forward(self, x, t, y):
+        self.calls += 1
+        out = self.oracle(x, t, y)
+        return out * float("nan") if self.calls > self.k else out
+
+
+def test_non_finite_values_raise_naming_batch_and_step():
+    sch = NoiseSchedule(cosine_betas(20))
+    labels = np.array([0, 1] * 6)
+    # the denoiser fails in batch 1 (of 3), step 2 (of 4): call 4 + 2 + 1
+    nan_model = NaNDenoiser(GaussianOracle(sch), k=6)
+    with pytest.raises(FloatingPointError, match=r"batch 1, step 2 \(t=\d+\): non-finite x0_hat"):
+        generate(nan_model, sch, labels, 4, 2, 4, steps=4, progress=False)
+    # the guidance classifier fails (finite differences: two forwards per step) in batch 2, step 1
+    torch.manual_seed(0)
+    clf = build_classifier("gru", 2, 4, 1, 0.0).eval()
+
+    class NaNClassifier(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner, self.calls = clf, 0
+
+        def forward(self, x):
+            self.calls += 1
+            return self.inner(x) * (float("nan") if self.calls > 2 * (2 * 4 + 1) else 1.0)
+
+    hook = Guidance(
+        "tardiff",
+        NaNClassifier().eval(),
+        torch.randn(sum(p.numel() for p in clf.parameters())),
+        0.1,
+    )
+    pattern = r"batch 2, step 1 \(t=\d+\): non-finite guidance term J \(tardiff guidance\)"
+    with pytest.raises(FloatingPointError, match=pattern):
+        generate(GaussianOracle(sch), sch, labels, 4, 2, 4, steps=4, guidance=hook, progress=False)

@@ -14,6 +14,7 @@ from tardiff.evaluate.sets import (
     add_protocols,
     class_orders,
     evaluation_draws,
+    generation_draws,
     load_draw,
     minority_counts,
     ratio_counts,
@@ -88,6 +89,26 @@ def test_draw_lists_pair_with_the_layout():
     layout = Layout("r")
     # tardiff at a chosen scale of 0 reads the conditional samples
     assert layout.draw("d", "t", *final[2]) == layout.draw("d", "t", *final[0])
+
+
+def test_cfg_is_scale_selected_and_influence_filter_has_its_own_draw():
+    grids = ScaleGrids(tardiff=(0.1,), classifier_guidance=(), cfg=(0.5, 2.0))
+    methods = ("conditional", "tardiff", "cfg", "influence_filter")
+    keys = selection_draws(methods, grids, seeds=1)
+    assert keys == [("conditional", 0.0, 0), ("tardiff", 0.1, 0), ("cfg", 0.5, 0), ("cfg", 2.0, 0)]
+    # the default methods generate exactly the selection's draws
+    default = ("conditional", "tardiff", "classifier_guidance")
+    assert generation_draws(default, grids, 2) == selection_draws(default, grids, 2)
+    extra = [("influence_filter", 0.0, k) for k in (0, 1)]
+    assert generation_draws(methods, grids, 2) == [*selection_draws(methods, grids, 2), *extra]
+    assert generation_draws(("conditional",), grids, 1) == [("conditional", 0.0, 0)]
+    final = evaluation_draws(methods, {"tardiff": 0.1, "cfg": 0.0}, seeds=1)
+    assert final[:4] == [("conditional", 0.0, 0), ("tardiff", 0.1, 0), ("cfg", 0.0, 0),
+                         ("influence_filter", 0.0, 0)]  # fmt: skip
+    layout = Layout("r")
+    paths = [layout.draw("d", "t", *key) for key in final[:4]]
+    assert paths[2] == paths[0]  # cfg at a chosen scale of 0: the conditional draw
+    assert paths[3] == "r/d/t/synthetic/influence_filter/w0/seed0.parquet"
 
 
 def test_load_draw_maps_physical_units_back(tmp_path):

@@ -5,11 +5,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from tiny_cohort import FEATURES, write_cohort
 
+from tardiff import generate as gen_mod
 from tardiff.data import prepare, sample_labels
 from tardiff.diffusion.train import run_diffusion_stage
-from tardiff.generate import run_generation_stage
+from tardiff.evaluate.sets import load_draw
+from tardiff.generate import reference_batch, run_generation_stage, top_influence
 from tardiff.guidance.influence import run_influence_stage
 from tardiff.io import load_checkpoint, read_parquet, save_checkpoint
 from tardiff.layout import Layout
@@ -136,3 +139,126 @@ def test_transform_mismatch_is_an_error(stages, tmp_path):
     with pytest.raises(ValueError, match="transform differs"):
         _run(stages, "tardiff", tmp_path / "out", classifier=tmp_path / "clf.pt", seed=0)
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------- cfg, influence_filter, bounds, errors (issue 8)
+
+
+def _samples(tmp_path, method, scale, seed=3):
+    return read_parquet(Layout(str(tmp_path)).synthetic("d", TASK, method, scale, seed).samples)
+
+
+def test_cfg_at_scale_0_is_conditional_sampling(stages, tmp_path):
+    _run(stages, "conditional", tmp_path / "a")
+    info = _run(stages, "cfg", tmp_path / "b", scale=0.0)
+    _run(stages, "cfg", tmp_path / "c", scale=1.0)
+    a = _samples(tmp_path / "a", "conditional", 0)
+    pd.testing.assert_frame_equal(a, _samples(tmp_path / "b", "cfg", 0))
+    assert not np.array_equal(a[FEATURES], _samples(tmp_path / "c", "cfg", 1.0)[FEATURES])
+    assert info["method"] == "cfg" and info["normalize"] is None and info["jacobian"] is None
+
+
+def test_top_influence_keeps_the_top_per_class():
+    drawn = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    scores = np.array([0.5, 2.0, 0.9, -1.0, 0.9, 3.0, -2.0, 2.0])
+    labels = np.array([1, 0, 0, 1])
+    # class 0: 0.9 (row 2) and 0.9 (row 4, tie -> earlier row first); class 1: 3.0, 2.0 (row 1)
+    assert top_influence(scores, drawn, labels).tolist() == [1, 2, 4, 5]
+    with pytest.raises(ValueError, match="class 1: 5 samples needed"):
+        top_influence(scores, drawn, np.ones(5, np.int64))
+
+
+def test_influence_filter_keeps_the_top_samples_per_class(stages, tmp_path, monkeypatch):
+    """Stub sampler (sample i is the constant i/100) and stub influence with known scores."""
+    _, cohort, _ = stages
+    drawn = []
+
+    def fake_generate(model, schedule, labels, seq_len, n_features, **kw):
+        drawn.append(labels.copy())
+        x = np.arange(len(labels), dtype=np.float32)[:, None, None] / 100
+        row = {"step": 0, "t": 0, "sigma": 1.0, "shift_rms": 0.0, "x0_rms": 0.0,
+               "mean_move": 0.0, "mean_move_ratio": 0.0}  # fmt: skip
+        return np.broadcast_to(x, (len(labels), seq_len, n_features)).copy(), [row]
+
+    def score(i):
+        return (i * 7) % 5  # many ties
+
+    def fake_influence(model, G, x, y, batch_size=512):
+        return torch.as_tensor(score(torch.round(x[:, 0, 0] * 100).long()), dtype=torch.float32)
+
+    monkeypatch.setattr(gen_mod, "generate", fake_generate)
+    monkeypatch.setattr(gen_mod, "sample_influence", fake_influence)
+    info = _run(stages, "influence_filter", tmp_path, scale=0.0, filter_factor=3)
+    prep = prepare(cohort.stays, cohort.timeseries, TASK)
+    labels = sample_labels(prep.y["train"], None, 3)
+    assert len(drawn) == 1 and np.array_equal(drawn[0], np.tile(labels, 3))
+    path = Layout(str(tmp_path)).synthetic("d", TASK, "influence_filter", 0, 3).samples
+    assert path.endswith("/synthetic/influence_filter/w0/seed3.parquet")
+    draw = load_draw(path, ("influence_filter", 0.0, 3), prep.transform, TASK, 8)
+    kept = np.round(draw.x[:, 0, 0] * 100).astype(int)
+    assert np.array_equal(draw.y, labels) and np.array_equal(drawn[0][kept], labels)
+    for c in (0, 1):  # exactly the top-s rows of the class, by score then row, in drawn order
+        pool = sorted(np.flatnonzero(drawn[0] == c), key=lambda i: (-score(i), i))
+        assert kept[labels == c].tolist() == sorted(pool[: int((labels == c).sum())])
+    assert info["filter_factor"] == 3 and info["n_drawn"] == 3 * len(labels)
+    for c in ("0", "1"):
+        assert info["mean_sample_influence"][c] >= info["drawn_mean_sample_influence"][c]
+
+
+def test_influence_filter_with_the_real_models(stages, tmp_path):
+    info = _run(stages, "influence_filter", tmp_path, scale=0.0)
+    base = _run(stages, "conditional", tmp_path)
+    assert info["n_per_class"] == base["n_per_class"] and info["n_drawn"] == 4 * info["n_samples"]
+    for c in ("0", "1"):
+        assert info["mean_sample_influence"][c] > info["drawn_mean_sample_influence"][c]
+    with pytest.raises(ValueError, match="influence_filter is unguided"):
+        _run(stages, "influence_filter", tmp_path, scale=0.1)
+
+
+@pytest.mark.parametrize("normalize", ["reference", "capped"])
+def test_reference_scaling_and_clip_in_the_stage(stages, tmp_path, normalize):
+    _, cohort, _ = stages
+    info = _run(stages, "tardiff", tmp_path, normalize=normalize, clip_x0=0.5, scale=2.0)
+    assert info["reference_scale"] > 0 and info["clip_x0"] == 0.5 and info["fd_eps"] == 1e-3
+    prep = prepare(cohort.stays, cohort.timeseries, TASK)
+    path = Layout(str(tmp_path)).synthetic("d", TASK, "tardiff", 2.0, 3).samples
+    draw = load_draw(path, ("tardiff", 2.0, 3), prep.transform, TASK, 8)
+    assert float(np.abs(draw.x).max()) <= 0.5 + 1e-4
+    diag = pd.read_csv(Layout(str(tmp_path)).synthetic("d", TASK, "tardiff", 2.0, 3).diagnostics)
+    assert {"mean_move", "mean_move_ratio"} <= set(diag.columns)
+
+
+def test_reference_batch_follows_the_label_ratio():
+    y = np.array([0] * 900 + [1] * 100)
+    x = np.arange(1000, dtype=np.float32)[:, None, None]
+    xr, yr = reference_batch(x, y, labels=np.array([0, 0, 0, 1]))  # 25 % positives wanted
+    # 512 at 25 %: 384 negatives, and all 100 real positives (short of the 128 wanted)
+    assert len(yr) == 484 and int(yr.sum()) == 100
+    assert np.array_equal(y[xr[:, 0, 0].astype(int)], yr) and np.all(np.diff(xr[:, 0, 0]) > 0)
+    xs, ys = reference_batch(x[880:920], y[880:920], labels=np.array([0, 1]))
+    assert np.array_equal(xs, x[880:920])  # fewer than 512 real samples: all of them
+    assert np.array_equal(reference_batch(x, y, y)[1], reference_batch(x, y, y)[1])
+
+
+class _NaNAfter(torch.nn.Module):
+    def __init__(self, inner, k):
+        super().__init__()
+        self.inner, self.k, self.calls, self.n_classes = inner, k, 0, inner.n_classes
+
+    def forward(self, x, t, y):
+        self.calls += 1
+        return self.inner(x, t, y) * (float("nan") if self.calls > self.k else 1.0)
+
+
+def test_non_finite_samples_stop_the_stage(stages, tmp_path, monkeypatch):
+    load = gen_mod.load_diffusion
+
+    def nan_model(path, device):
+        model, schedule, ckpt = load(path, device)
+        return _NaNAfter(model, k=4 + 2), schedule, ckpt  # batch 1, step 2 (4 steps a batch)
+
+    monkeypatch.setattr(gen_mod, "load_diffusion", nan_model)
+    pattern = r"method tardiff \(scale 0.2\), seed 3: batch 1, step 2 \(t=\d+\): non-finite"
+    with pytest.raises(FloatingPointError, match=pattern):
+        _run(stages, "tardiff", tmp_path)
+    assert not Path(Layout(str(tmp_path)).synthetic("d", TASK, "tardiff", 0.2, 3).samples).exists()

@@ -337,3 +337,20 @@ def test_efficiency_rows(tmp_path):
     bad.write_text("x\n1\n")
     with pytest.raises(ValueError, match="bad.tsv"):
         stage_rows([bad])
+
+
+def test_sampling_rows_count_the_denoiser_evaluations_of_every_method(tmp_path):
+    records = []
+    for method, extra in (
+        ("conditional", {}),
+        ("cfg", {}),
+        ("influence_filter", {"filter_factor": 4}),
+    ):
+        path = tmp_path / f"{method}.json"
+        write_json({"method": method, "n_samples": 10, "wall_s": 1.0, "steps": 20,
+                    "sampler": "ddim", "peak_rss_mb": 1.0, **extra}, path)  # fmt: skip
+        records.append(path)
+    notes = sampling_rows({("d", "t"): records}).set_index("stage")["note"]
+    assert "ddim, 20 denoiser" in notes["sampling (conditional)"]
+    assert "2 x 20 denoiser" in notes["sampling (cfg)"]
+    assert "4 x 20 denoiser" in notes["sampling (influence_filter)"]

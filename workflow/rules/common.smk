@@ -6,7 +6,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from tardiff.config import scarcity_tasks, study_pairs, validate_config
 from tardiff.io import read_json
-from tardiff.evaluate.sets import evaluation_draws, selection_draws
+from tardiff.evaluate.sets import evaluation_draws, generation_draws, selection_draws
 from tardiff.evaluate.studies import MAIN, study_draws, study_scale, sweep_draws
 from tardiff.generate import METHODS as DIFFUSION_METHODS
 from tardiff.layout import (
@@ -156,7 +156,7 @@ def pair_targets(dataset, task):
     """Every model, sample and evaluation file of one (dataset, task) pair."""
     targets = [*LAYOUT.classifier(dataset, task), *LAYOUT.influence(dataset, task)]
     targets += LAYOUT.diffusion(dataset, task)
-    for method, scale, seed in selection_draws(METHODS, SCALES, N_SEEDS):
+    for method, scale, seed in generation_draws(METHODS, SCALES, N_SEEDS):
         targets += LAYOUT.synthetic(dataset, task, method, scale, seed)
     for seed in SEEDS:
         targets += LAYOUT.jitter(dataset, task, seed)
@@ -197,12 +197,12 @@ def efficiency_inputs():
     benchmarks = [LAYOUT.benchmark(d, "extract_cohort") for d in DATASETS]
     benchmarks += [LAYOUT.benchmark(d, "demo_raw") for d in DATASETS
                    if DatasetSettings.from_config(DATASETS[d]).uses_demo]  # fmt: skip
-    generated = {(m, w) for m, w, _ in selection_draws(METHODS, SCALES, N_SEEDS)}
+    generated = {(m, w) for m, w, _ in generation_draws(METHODS, SCALES, N_SEEDS)}
     jobs = ["train_classifier", "influence", "train_diffusion", "select_scales", "evaluate",
             "fidelity", "privacy", *(f"generate_{m}_w{scale_tag(w)}" for m, w in sorted(generated))]  # fmt: skip
     benchmarks += [LAYOUT.benchmark(d, job, t) for d, t in BASE_PAIRS for job in jobs]
     records = [LAYOUT.synthetic(d, t, m, w, k).settings for d, t in BASE_PAIRS
-               for m, w, k in selection_draws(METHODS, SCALES, N_SEEDS)]  # fmt: skip
+               for m, w, k in generation_draws(METHODS, SCALES, N_SEEDS)]  # fmt: skip
     return {
         "benchmarks": benchmarks,
         "influence": [LAYOUT.influence(d, t).summary for d, t in BASE_PAIRS],

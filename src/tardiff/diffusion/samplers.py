@@ -24,6 +24,14 @@ reverse step from ``t`` to ``s`` (``s = -1`` means the clean end, ``ab_{-1} = 1`
 is 0 (``eta = 0``, ``dpm_solver++``, the last step) it is the noise level ``sqrt(1 - ab_t)`` of
 ``x_t`` instead.
 
+A shift moves the step mean by ``c1 * shift``, ``c1`` = :meth:`Stepper.x0_coef`, the coefficient
+of ``x0_hat`` in the mean (ddpm: ``c1_t``; ddim: ``sqrt(ab_s) - sqrt(1 - ab_s - sigma^2)
+sqrt(ab_t / (1 - ab_t))``; dpm_solver++: ``-sqrt(ab_s) expm1(-h)`` times ``1 + 1/(2r)`` at
+second order, 1 into the clean end; its later effect through the multistep history is not
+counted). With ``clip_x0 = c`` the returned sample is clamped to ``[-c, c]`` as well (the last
+step lands on the shifted ``x0_hat``). A non-finite ``x0_hat``, shift or step output raises a
+``FloatingPointError`` naming the step (and, from :func:`generate`, the batch).
+
 The ``ddim``/``dpm_solver++`` grid has ``k`` steps ``t_j = round((k - j) T / k) - 1``,
 ``j = 0..k-1`` ("trailing" spacing): it starts at ``T - 1`` and ``k = T`` gives every step.
 """
@@ -134,6 +142,10 @@ class Stepper:
         """Mean of ``x_s`` given ``x0_hat`` and the SD of the noise to add to it."""
         raise NotImplementedError
 
+    def x0_coef(self, t: int, s: int, state: object) -> float:
+        """Coefficient of ``x0_hat`` in the mean of the next :meth:`step` (before it runs)."""
+        raise NotImplementedError
+
 
 class DDPMStepper(Stepper):
     """Ancestral step ``x_{t-1} = c1_t x0_hat + c2_t x_t + sqrt(beta~_t) z`` on every timestep."""
@@ -150,6 +162,10 @@ class DDPMStepper(Stepper):
         """Posterior mean of ``q(x_{t-1} | x_t, x0_hat)`` and its SD (:func:`ddpm_mean_std`)."""
         return ddpm_mean_std(self.schedule, x_t, x0_hat, t)
 
+    def x0_coef(self, t, s, state):
+        """``c1_t = sqrt(ab_{t-1}) beta_t / (1 - ab_t)``."""
+        return float(self.schedule.posterior_mean_coef1[t])
+
 
 class DDIMStepper(Stepper):
     """``x_s = sqrt(ab_s) x0_hat + sqrt(1 - ab_s - sigma^2) eps_hat + sigma z``."""
@@ -161,6 +177,13 @@ class DDIMStepper(Stepper):
     def step(self, x_t, x0_hat, t, s, state):
         """DDIM mean with ``eps_hat`` recomputed from ``x0_hat``, and ``sigma``."""
         return ddim_mean_std(self.schedule, x_t, x0_hat, t, s, self.eta)
+
+    def x0_coef(self, t, s, state):
+        """``sqrt(ab_s) - sqrt(1 - ab_s - sigma^2) sqrt(ab_t / (1 - ab_t))``."""
+        ab_t = float(self.schedule.alphas_cumprod[t])
+        ab_s = float(self.schedule.alphas_cumprod[s]) if s >= 0 else 1.0
+        c = max(1 - ab_s - self.noise_sd(t, s) ** 2, 0.0) ** 0.5
+        return ab_s**0.5 - c * (ab_t / (1 - ab_t)) ** 0.5
 
 
 class DPMSolverStepper(Stepper):
@@ -175,6 +198,17 @@ class DPMSolverStepper(Stepper):
         x0s, hs = state
         x0s[:] = [*x0s[-1:], x0_hat]
         return dpm_solver_mean(self.schedule, x_t, t, s, x0s, hs), 0.0
+
+    def x0_coef(self, t, s, state):
+        """``-sqrt(ab_s) expm1(-h)``, times ``1 + 1/(2r)`` at second order; 1 into the clean
+        end."""
+        if s < 0:
+            return 1.0
+        x0s, hs = state
+        ab_s = float(self.schedule.alphas_cumprod[s])
+        h = _half_log_snr(ab_s) - _half_log_snr(float(self.schedule.alphas_cumprod[t]))
+        order2 = 1 + h / (2 * hs[-1]) if x0s else 1.0
+        return -(ab_s**0.5) * float(np.expm1(-h)) * order2
 
 
 STEPPERS: dict[str, type[Stepper]] = {
@@ -218,6 +252,31 @@ def _predict_x0(
     return x0 if clip_x0 is None else x0.clamp(-clip_x0, clip_x0)
 
 
+def _require_finite(x: torch.Tensor, what: str, i: int, t: int) -> None:
+    if not bool(torch.isfinite(x).all()):
+        raise FloatingPointError(f"step {i} (t={t}): non-finite {what}")
+
+
+def _guide(guidance: Guidance, x0, x, y, t: int, sigma_t: float, i: int) -> torch.Tensor:
+    """The hook's shift, checked for shape and finiteness (errors name the step)."""
+    try:
+        shift = guidance(x0, x, y, t, sigma_t).detach()
+    except FloatingPointError as err:
+        raise FloatingPointError(f"step {i} (t={t}): {err}") from err
+    if shift.shape != x0.shape:
+        raise ValueError(f"guidance returned shape {tuple(shift.shape)}, not {x0.shape}")
+    _require_finite(shift, "guidance shift", i, t)
+    return shift
+
+
+def _diagnostics(i: int, t: int, sigma_t: float, shift, x0, coef: float) -> dict:
+    """One step's row: shift_rms, and mean_move = ``coef * shift_rms`` against ``sigma_t``."""
+    shift_rms = 0.0 if shift is None else _rms(shift)
+    move = abs(coef) * shift_rms
+    return {"step": i, "t": t, "sigma": sigma_t, "shift_rms": shift_rms, "x0_rms": _rms(x0),
+            "mean_move": move, "mean_move_ratio": move / sigma_t}  # fmt: skip
+
+
 def sample(
     model: torch.nn.Module,
     schedule: NoiseSchedule,
@@ -238,7 +297,8 @@ def sample(
     ``model(x, t, y)`` must be in eval mode and expose ``n_classes`` (its null label). Noise comes
     from ``generator`` (drawn on its device, then moved). If ``diagnostics`` is a list, one dict
     per step is appended: step, t, sigma, shift_rms (0 without guidance), x0_rms (of the model's
-    ``x0_hat``, before the shift).
+    ``x0_hat``, before the shift), mean_move (``|c1| * shift_rms``, the RMS move of the step mean
+    caused by guidance) and mean_move_ratio (mean_move / sigma).
     """
     if sampler not in STEPPERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
@@ -248,28 +308,19 @@ def sample(
     for i, t in enumerate(grid):
         s = grid[i + 1] if i + 1 < len(grid) else -1
         x0 = _predict_x0(model, schedule, x, t, y, cfg_scale, clip_x0)
+        _require_finite(x0, "x0_hat (denoiser output)", i, t)
         noise_sd = stepper.noise_sd(t, s)
         sigma_t = noise_sd if noise_sd > 0 else float(schedule.sqrt_one_minus_alphas_cumprod[t])
-        shift = None
-        if guidance is not None:
-            shift = guidance(x0, x, y, t, sigma_t).detach()
-            if shift.shape != x0.shape:
-                raise ValueError(f"guidance returned shape {tuple(shift.shape)}, not {x0.shape}")
+        shift = None if guidance is None else _guide(guidance, x0, x, y, t, sigma_t, i)
         if diagnostics is not None:
-            diagnostics.append(
-                {
-                    "step": i,
-                    "t": t,
-                    "sigma": sigma_t,
-                    "shift_rms": 0.0 if shift is None else _rms(shift),
-                    "x0_rms": _rms(x0),
-                }
-            )
+            coef = 0.0 if shift is None else stepper.x0_coef(t, s, state)
+            diagnostics.append(_diagnostics(i, t, sigma_t, shift, x0, coef))
         with torch.no_grad():
             x, sd = stepper.step(x, x0 if shift is None else x0 + shift, t, s, state)
             if sd > 0:
                 x = x + sd * _randn(x.shape, generator, x.device)
-    return x
+        _require_finite(x, "sample (step output)", i, t)
+    return x if clip_x0 is None else x.clamp(-clip_x0, clip_x0)
 
 
 def generate(
@@ -296,7 +347,8 @@ def generate(
 
     Deterministic for a given ``seed`` and ``batch_size``: one CPU generator seeded from ``seed``
     feeds all batches in order. ``device`` defaults to the model's device. Diagnostics are the
-    per-step dicts of :func:`sample` with the batch index added as ``batch``.
+    per-step dicts of :func:`sample` with the batch index added as ``batch``; a non-finite value
+    raises a ``FloatingPointError`` naming the batch and step.
     """
     if device is None:
         param = next(model.parameters(), None)
@@ -311,11 +363,14 @@ def generate(
     for b, start in enumerate(starts):
         y = torch.as_tensor(labels[start : start + batch_size], device=device)
         steps_diag: list[dict] = []
-        x = sample(
-            model, schedule, y, seq_len, n_features, sampler, steps, eta,
-            guidance=guidance, generator=generator, diagnostics=steps_diag,
-            cfg_scale=cfg_scale, clip_x0=clip_x0,
-        )  # fmt: skip
+        try:
+            x = sample(
+                model, schedule, y, seq_len, n_features, sampler, steps, eta,
+                guidance=guidance, generator=generator, diagnostics=steps_diag,
+                cfg_scale=cfg_scale, clip_x0=clip_x0,
+            )  # fmt: skip
+        except FloatingPointError as err:
+            raise FloatingPointError(f"batch {b}, {err}") from err
         chunks.append(x.float().cpu().numpy())
         diagnostics.extend({"batch": b, **d} for d in steps_diag)
     x = np.concatenate(chunks) if chunks else np.zeros((0, seq_len, n_features), np.float32)

@@ -7,7 +7,8 @@
 - **Influence vector G**: the influence stage's own timing (its ``summary.json``): the one-time
   cost of guidance, paid once per dataset and task.
 - **Sampling**: from the generation stage's per-seed records: samples per second (total samples
-  over total sampling seconds), denoiser evaluations per sample (the sampler's steps; DDPM uses
+  over total sampling seconds), denoiser evaluations per sample (the sampler's steps, twice for
+  ``cfg``, times the filter factor for ``influence_filter``; DDPM uses
   every timestep) and, for guided methods, the time per sample relative to ``conditional`` of the
   same dataset and task (the overhead of guidance).
 """
@@ -84,6 +85,17 @@ def influence_rows(summaries: dict[tuple[str, str], str | Path]) -> pd.DataFrame
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def _evaluations(method: str, sampler: str, steps: int, runs: pd.DataFrame) -> str:
+    """Denoiser evaluations per kept sample: ``cfg`` runs the denoiser twice per step (with and
+    without the label); ``influence_filter`` samples ``filter_factor`` times what it keeps."""
+    per_step = "every timestep" if sampler == "ddpm" else f"{steps}"
+    factor = {"cfg": 2}.get(method, 1)
+    if method == "influence_filter" and "filter_factor" in runs:
+        factor = runs.loc[runs["method"] == method, "filter_factor"].iloc[0]
+    times = "" if factor == 1 else f"{factor:g} x "
+    return f"{times}{per_step} denoiser evaluations per sample"
+
+
 def sampling_rows(records: dict[tuple[str, str], Sequence[str | Path]]) -> pd.DataFrame:
     """Samples per second, denoiser evaluations per sample and the guidance overhead per
     method, from the generation stage's per-seed JSON records of each dataset and task."""
@@ -99,9 +111,8 @@ def sampling_rows(records: dict[tuple[str, str], Sequence[str | Path]]) -> pd.Da
         )
         base = per.loc["conditional"] if "conditional" in per.index else None
         for method, r in per.iterrows():
-            nfe = "every timestep" if r["sampler"] == "ddpm" else f"{r['steps']}"
-            note = f"{r['n'] / r['wall']:.1f} samples/s, {r['sampler']}, {nfe} denoiser"
-            note += " evaluations per sample"
+            note = f"{r['n'] / r['wall']:.1f} samples/s, {r['sampler']}, "
+            note += _evaluations(method, r["sampler"], r["steps"], runs)
             if base is not None and method != "conditional":
                 overhead = (r["wall"] / r["n"]) / (base["wall"] / base["n"])
                 note += f", {overhead:.2f}x the time per sample of conditional"

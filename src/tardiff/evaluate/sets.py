@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from tardiff.data import Transform, minority_label
-from tardiff.generate import METHODS
 from tardiff.io import read_parquet
+from tardiff.methods import METHODS, scale_guided
 from tardiff.runtime import check_memory
 from tardiff.settings import ScaleGrids
 
@@ -40,19 +40,29 @@ class Draw:
 
 
 def selection_draws(methods: tuple[str, ...], scales: ScaleGrids, seeds: int) -> list[DrawKey]:
-    """Draws the scale selection scores: every scale of each guided method's grid and, as the
-    scale-0 candidate of every guided method, the conditional draw; all seeds."""
-    guided = [m for m in methods if METHODS[m] is not None]
+    """Draws the scale selection scores: every scale of each scale-guided method's grid
+    (:func:`~tardiff.methods.scale_guided`: ``cfg`` too) and, as the scale-0 candidate of every
+    such method, the conditional draw; all seeds."""
+    guided = [m for m in methods if scale_guided(m)]
     keys: list[DrawKey] = [("conditional", 0.0, k) for k in range(seeds)] if guided else []
     return keys + [(m, float(w), k) for m in guided for w in scales.of(m) for k in range(seeds)]
+
+
+def generation_draws(methods: tuple[str, ...], scales: ScaleGrids, seeds: int) -> list[DrawKey]:
+    """Every diffusion draw a run generates: :func:`selection_draws`, then the unguided
+    methods' own scale-0 draws not already among them (e.g. ``influence_filter``)."""
+    keys = selection_draws(methods, scales, seeds)
+    extra = [m for m in methods if METHODS[m] is None and (m, 0.0, 0) not in keys]
+    return keys + [(m, 0.0, k) for m in extra for k in range(seeds)]
 
 
 def evaluation_draws(
     methods: tuple[str, ...], chosen: dict[str, float], seeds: int
 ) -> list[DrawKey]:
-    """Draws the final evaluation uses: each method at its chosen scale (0 for conditional),
-    then the jitter baseline; all seeds. A guided method whose chosen scale is 0 uses the
-    conditional draw (:meth:`tardiff.layout.Layout.draw`)."""
+    """Draws the final evaluation uses: each method at its chosen scale (0 for the unguided
+    ones), then the jitter baseline; all seeds. A scale-guided method whose chosen scale is 0
+    uses the conditional draw (:meth:`tardiff.layout.Layout.draw`); an unguided one
+    (``influence_filter``) its own draw."""
     keys: list[DrawKey] = [(m, float(chosen.get(m, 0.0)), k) for m in methods for k in range(seeds)]
     return keys + [("jitter", None, k) for k in range(seeds)]
 

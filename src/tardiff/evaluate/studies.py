@@ -42,9 +42,9 @@ from tardiff.evaluate.sets import (
     training_budget_mb,
 )
 from tardiff.evaluate.utility import utility_table
-from tardiff.generate import METHODS
 from tardiff.io import read_json, write_csv
 from tardiff.layout import study_variant
+from tardiff.methods import scale_guided
 from tardiff.runtime import check_memory, pick_device
 from tardiff.settings import EvaluationSettings, FidelitySettings, ScaleGrids, StudySettings
 
@@ -84,7 +84,7 @@ def sweep_draws(
 ) -> list[DrawKey]:
     """Draws of the sweep: the conditional one and every guided method at each grid and extra
     scale; all seeds."""
-    guided = [m for m in methods if METHODS[m] is not None]
+    guided = [m for m in methods if scale_guided(m)]
     keys: list[DrawKey] = [("conditional", 0.0, k) for k in range(seeds)] if guided else []
     for method in guided:
         grid = sorted({*scales.of(method), *extra})

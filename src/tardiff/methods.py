@@ -1,0 +1,31 @@
+"""Generation methods and how each one uses its scale (imported by layout and generation).
+
+``METHODS`` maps a method to its guidance kind:
+
+- ``None``: unguided, generated at scale 0 only, at its own path (``conditional``;
+  ``influence_filter``: conditional draws filtered by sample influence);
+- ``"tardiff"``, ``"classifier"``: a classifier-gradient guidance kind of
+  :class:`tardiff.guidance.terms.Guidance` (``GRADIENT_KINDS``);
+- ``"cfg"``: classifier-free guidance, the scale being its strength.
+
+A *scale-guided* method (kind not None) has a scale grid (``generation.scales``) chosen on
+validation, and its scale 0 is the conditional draw.
+"""
+
+from __future__ import annotations
+
+#: method -> guidance kind (None = unguided); the schema's method names
+METHODS: dict[str, str | None] = {
+    "conditional": None,
+    "tardiff": "tardiff",
+    "classifier_guidance": "classifier",
+    "cfg": "cfg",
+    "influence_filter": None,
+}
+#: kinds computed from a classifier's input gradient (the Guidance hook)
+GRADIENT_KINDS = ("tardiff", "classifier")
+
+
+def scale_guided(method: str) -> bool:
+    """Whether ``method`` has a scale grid whose scale 0 is the conditional draw."""
+    return METHODS.get(method) is not None
