@@ -198,8 +198,17 @@ def parse_dataset(name: str) -> tuple[str, float]:
 _COHORT_NAMES = ("stays.parquet", "timeseries.parquet", "summary.json")
 
 
+_INFLUENCE_NAMES = ("G.pt", "grad_norms.csv", "summary.json")
+
+
 def _in(folder: str, cls: type, *names: str) -> Any:
     return cls(*(f"{folder}/{n}" for n in names))
+
+
+def _synthetic_in(folder: str, seed: int | str) -> SyntheticFiles:
+    """One seed's samples, settings record and diagnostics in ``folder``."""
+    names = (f"seed{seed}.parquet", f"seed{seed}.json", f"seed{seed}_diagnostics.csv")
+    return _in(folder, SyntheticFiles, *names)
 
 
 @dataclass(frozen=True)
@@ -251,7 +260,7 @@ class Layout:
 
     def influence(self, dataset: str, task: str) -> InfluenceFiles:
         folder = f"{self.task_dir(dataset, task)}/influence"
-        return _in(folder, InfluenceFiles, "G.pt", "grad_norms.csv", "summary.json")
+        return _in(folder, InfluenceFiles, *_INFLUENCE_NAMES)
 
     def diffusion(self, dataset: str, task: str) -> DiffusionFiles:
         folder = f"{self.task_dir(dataset, task)}/diffusion"
@@ -262,8 +271,7 @@ class Layout:
     ) -> SyntheticFiles:
         """Samples of a diffusion ``method`` at guidance ``scale`` (0 for ``conditional``)."""
         folder = f"{self.task_dir(dataset, task)}/synthetic/{method}/w{scale_tag(scale)}"
-        names = (f"seed{seed}.parquet", f"seed{seed}.json", f"seed{seed}_diagnostics.csv")
-        return _in(folder, SyntheticFiles, *names)
+        return _synthetic_in(folder, seed)
 
     def synthetic_seeds(
         self, dataset: str, task: str, method: str, scale: float | str, seeds: list[int]
@@ -309,15 +317,14 @@ class Layout:
     def variant_influence(self, dataset: str, task: str, variant: str) -> InfluenceFiles:
         """G of a guidance-study variant (a guide subsample or another source)."""
         folder = f"{self.task_dir(dataset, task)}/studies/{variant}/influence"
-        return _in(folder, InfluenceFiles, "G.pt", "grad_norms.csv", "summary.json")
+        return _in(folder, InfluenceFiles, *_INFLUENCE_NAMES)
 
     def variant_synthetic(
         self, dataset: str, task: str, variant: str, scale: float | str, seed: int | str
     ) -> SyntheticFiles:
         """``tardiff`` samples guided by a variant's G."""
         folder = f"{self.task_dir(dataset, task)}/studies/{variant}/synthetic/w{scale_tag(scale)}"
-        names = (f"seed{seed}.parquet", f"seed{seed}.json", f"seed{seed}_diagnostics.csv")
-        return _in(folder, SyntheticFiles, *names)
+        return _synthetic_in(folder, seed)
 
     def variant_seeds(
         self, dataset: str, task: str, variant: str, scale: float | str, seeds: list[int]
