@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from tardiff.evaluate import study_figures as sf
+from tardiff.evaluate.samples_figure import samples_figure
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SCALES = (-0.3, -0.03, 0.0, 0.03, 0.3)
@@ -143,7 +144,7 @@ def test_samples_figure_writes_png_and_pdf(tmp_path):
     real = (rng.normal(size=(n, steps, features)) + [80, 120], rng.integers(0, 2, n))
     draws = {m: (rng.normal(size=(200, steps, features)) + [82, 118], rng.integers(0, 2, 200))
              for m in ("tardiff", "conditional")}  # fmt: skip
-    sf.samples_figure(real=real, draws=draws, features=["hr", "sbp"], units=["bpm", "mmHg"],
+    samples_figure(real=real, draws=draws, features=["hr", "sbp"], units=["bpm", "mmHg"],
                       title="mimic3_demo / mortality: real train vs synthetic (seed 0), "
                       "physical units", **_paths(tmp_path))  # fmt: skip
     _figure_ok(tmp_path, min_bytes=50_000)
@@ -238,7 +239,7 @@ def test_efficiency_table_sorted_and_rounded(tmp_path):
         lambda p: sf.sweep_figure(sweep=_sweep().iloc[:0], **_paths(p)),
         lambda p: sf.guidance_size_figure(studies=_studies().query("study == 'x'"), **_paths(p)),
         lambda p: sf.sweep_figure(sweep=pd.DataFrame(), **_paths(p)),
-        lambda p: sf.samples_figure(
+        lambda p: samples_figure(
             real=(np.zeros((0, 4, 1)), np.zeros(0)),
             draws={},
             features=["hr"],

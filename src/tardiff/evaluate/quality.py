@@ -35,6 +35,7 @@ from tardiff.evaluate.fidelity import (
     predictive_score,
 )
 from tardiff.evaluate.privacy import privacy_metrics
+from tardiff.evaluate.samples_figure import samples_figure
 from tardiff.evaluate.sets import (
     Draw,
     class_orders,
@@ -43,7 +44,6 @@ from tardiff.evaluate.sets import (
     ratio_counts,
     take,
 )
-from tardiff.evaluate.study_figures import samples_figure
 from tardiff.evaluate.utility import require_finite
 from tardiff.io import read_json, write_csv
 from tardiff.layout import FigureFiles
