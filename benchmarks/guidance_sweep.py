@@ -7,8 +7,9 @@ generation settings (train class ratio), w over ``--values`` points from -``--sp
 +``--span``·w* (w* = the median |scale| of the method's grid in the config), and prints per w:
 the mean sample influence G·∇φℓ by class and over all samples; per class the share of saturated
 samples (the guidance classifier confidently right, |σ(f) − y| < 1e-3, where ∇φℓ and so the
-influence vanish) and the mean margin (2y − 1)·f of the classifier's logit f; and the mean
-move of the step mean caused by guidance over the step's noise SD (``mean_move_ratio``).
+influence vanish) and the mean margin (2y − 1)·f of the classifier's logit f; the mean
+move of the step mean caused by guidance over the step's noise SD (``mean_move_ratio``); and
+the samples' SD and max |x| in normalised z-units (bounded samples).
 Outputs go to ``{results_dir}/{dataset}/{task}/sweep/{method}/w{w}/``.
 
     python benchmarks/guidance_sweep.py --config config/config.yaml --dataset D --task T
@@ -39,14 +40,16 @@ def sweep_files(layout: Layout, dataset: str, task: str, method: str, w: float, 
 
 
 @torch.no_grad()
-def saturation(classifier, transform, files: SyntheticFiles, task: str, seq_len: int) -> dict:
-    """Per class: share of samples with |σ(f) − y| < 1e-3 and the mean margin (2y − 1)·f."""
+def saturation(classifier, transform, files: SyntheticFiles, task: str, seq_len: int):
+    """Per class: share of samples with |σ(f) − y| < 1e-3 and the mean margin (2y − 1)·f; and
+    the samples' SD and max |x| (normalised z-units, all elements)."""
     draw = load_draw(files.samples, ("sweep", 0.0, 0), transform, task, seq_len)
     logits = classifier(torch.as_tensor(draw.x)).reshape(-1).numpy()
     error = np.abs(1 / (1 + np.exp(-logits)) - draw.y)
     margin = (2 * draw.y - 1) * logits
-    return {c: (float(np.mean(error[draw.y == c] < 1e-3)), float(np.mean(margin[draw.y == c])))
-            for c in (0, 1) if (draw.y == c).any()}  # fmt: skip
+    per_class = {c: (float(np.mean(error[draw.y == c] < 1e-3)), float(np.mean(margin[draw.y == c])))
+                 for c in (0, 1) if (draw.y == c).any()}  # fmt: skip
+    return per_class, float(draw.x.std()), float(np.abs(draw.x).max())
 
 
 def main() -> None:
@@ -83,18 +86,19 @@ def main() -> None:
             settings=dataclasses.replace(settings, n_samples=args.n),
             device=config["device"],
         )
-        sat = saturation(classifier, transform, files, args.task, seq_len)
-        rows.append((w, info["mean_sample_influence"], sat, info["mean_move_ratio"]))
+        sat, sd, max_abs = saturation(classifier, transform, files, args.task, seq_len)
+        rows.append((w, info["mean_sample_influence"], sat, info["mean_move_ratio"], sd, max_abs))
 
-    print(f"{args.dataset}/{args.task} {args.method}, n={args.n} per scale, w*={w_star:g}")
+    print(f"{args.dataset}/{args.task} {args.method}, n={args.n} per scale, w*={w_star:g}, "
+          f"normalize {settings.normalize}, {settings.sampler}-{settings.steps}")  # fmt: skip
     print("| w | influence y=0 | influence y=1 | influence all | saturated y=0 | saturated y=1 "
-          "| margin y=0 | margin y=1 | mean move / sigma |")  # fmt: skip
-    print("|---" * 9 + "|")
-    for w, infl, sat, move in rows:
+          "| margin y=0 | margin y=1 | mean move / sigma | SD | max abs x |")  # fmt: skip
+    print("|---" * 11 + "|")
+    for w, infl, sat, move, sd, max_abs in rows:
         cells = [infl.get("0"), infl.get("1"), infl["all"]]
         cells += [sat.get(c, (None, None))[0] for c in (0, 1)]
         cells += [sat.get(c, (None, None))[1] for c in (0, 1)]
-        text = " | ".join("-" if v is None else f"{v:.4g}" for v in [*cells, move])
+        text = " | ".join("-" if v is None else f"{v:.4g}" for v in [*cells, move, sd, max_abs])
         print(f"| {w:.4g} | {text} |")
 
 

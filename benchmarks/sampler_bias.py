@@ -34,7 +34,7 @@ GRID = [
     ("ddpm", None, [None]),  # None: all T timesteps
     ("ddim", 1.0, [10, 20, 50, 100]),
     ("ddim", 0.0, [10, 20, 50, 100]),
-    ("dpm_solver++", None, [10, 20, 30, 40, 50]),
+    ("dpm_solver++", None, [10, 15, 20, 25, 30, 50]),
 ]
 TARGET_BIAS, TARGET_NFE = 0.03, 50
 

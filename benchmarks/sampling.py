@@ -1,17 +1,21 @@
-"""Sampling cost: samples/s of DDPM-1000, DDIM-50 and DDIM-20, unguided vs influence-guided.
+"""Sampling cost: samples/s of DDPM-1000, DDIM-50, DDIM-20 and the config's sampler, unguided vs
+influence-guided.
 
-A demo-size model: 1-D U-Net (base 64 channels, mults 1,2,2, 2 res blocks) on 24 x 7 inputs,
+The models have the sizes of ``--config`` (default ``config/config.yaml``): its 1-D U-Net
+(``diffusion`` base channels, mults, res blocks) on ``--seq-len`` x ``--features`` inputs,
 trained for a few steps on smooth random series so that sampling stays in range, and a random
-GRU guidance classifier (hidden 64) with a random unit-norm G. Guidance is TarDiff
-(finite-difference J, evaluated on x0_hat, RMS-normalised). Prints, in one run:
+GRU guidance classifier (``classifier.hidden``) with a random unit-norm G. Guidance is TarDiff
+with the config's settings (finite-difference J and its ``fd_eps``, evaluated on x0_hat, the
+config's ``normalize``). Prints, in one run:
 
 - seconds of one guidance call on a batch (best of ``--term-repeat``) for the three J
   implementations (finite difference, double-backprop reference, jvp) and classifier guidance,
   with the GRU recurrence each runs (fused nn.GRU or unrolled plain ops);
 - samples/s of unguided vs FD-guided sampling per sampler at equal steps, and the double-backprop
-  reference at DDIM-20.
+  reference with the config's sampler.
 
     python benchmarks/sampling.py [--n 256] [--batch 256|64] [--skip-ddpm] [--repeat 2]
+        [--seq-len 288 --features 3]
 """
 
 from __future__ import annotations
@@ -23,34 +27,29 @@ import time
 import numpy as np
 import torch
 
-from tardiff.config import validate_config
+from tardiff.config import load_config
 from tardiff.diffusion.samplers import generate
 from tardiff.diffusion.schedule import NoiseSchedule
 from tardiff.diffusion.train import train_diffusion
-from tardiff.guidance.terms import RNN_PATHS, Guidance
+from tardiff.guidance.terms import REFERENCE_SCALED, RNN_PATHS, Guidance
 from tardiff.models.classifier import build_classifier
-from tardiff.settings import DiffusionSettings
-
-# the schema's diffusion defaults; the demo-size model below overrides some of them
-_DIFFUSION_DEFAULTS = DiffusionSettings.from_config(
-    validate_config({"datasets": {"bench": {"source": "mimic3"}}})["diffusion"]
-)
+from tardiff.settings import DiffusionSettings, GenerationSettings
 
 
-def _models(args):
+def _models(args, config):
     """Denoiser briefly trained on smooth random series (an untrained one diverges), GRU, G."""
     rng = np.random.default_rng(0)
     walk = rng.standard_normal((512, args.seq_len, args.features)).cumsum(axis=1)
     x = ((walk - walk.mean()) / walk.std()).astype(np.float32)
     settings = dataclasses.replace(
-        _DIFFUSION_DEFAULTS, base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2,
-        timesteps=args.timesteps, train_steps=args.train_steps, warmup_steps=10, batch_size=64,
-        lr=1e-3, prediction="v",
+        DiffusionSettings.from_config(config["diffusion"]), timesteps=args.timesteps,
+        train_steps=args.train_steps, warmup_steps=10, batch_size=64,
     )  # fmt: skip
     model, _ = train_diffusion(x, rng.integers(0, 2, len(x)), settings, "cpu", seed=0)
     model.requires_grad_(False)
     torch.manual_seed(0)
-    classifier = build_classifier("gru", args.features, 64, 1, 0.1).eval()
+    hidden = config["classifier"]["hidden"]
+    classifier = build_classifier("gru", args.features, hidden, 1, 0.1).eval()
     G = torch.randn(sum(p.numel() for p in classifier.parameters()))
     schedule = NoiseSchedule.from_settings(settings)
     return model, schedule, classifier, G / G.norm()
@@ -82,6 +81,7 @@ def _term_seconds(hook, x, y, repeat: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="config/config.yaml", help="model sizes, sampler")
     parser.add_argument("--n", type=int, default=256, help="samples per setting")
     parser.add_argument("--batch", type=int, default=256, help="e.g. 256 (config default) or 64")
     parser.add_argument("--seq-len", type=int, default=24)
@@ -93,19 +93,30 @@ def main() -> None:
     parser.add_argument("--skip-ddpm", action="store_true", help="leave out DDPM-1000")
     args = parser.parse_args()
 
-    model, schedule, classifier, G = _models(args)
+    config = load_config(args.config)
+    gen = GenerationSettings.from_config(config["generation"])
+    model, schedule, classifier, G = _models(args, config)
     labels = np.random.default_rng(0).permutation(np.arange(args.n) % 2)
+    # normalize: reference / capped need a reference scale; a random GRU has no real data, so
+    # its RMS of J on a random batch stands in (the cost is the same)
+    ref = torch.randn(64, args.seq_len, args.features), torch.as_tensor(labels[:64])
+    fd = Guidance("tardiff", classifier, G, 0.1, normalize=gen.normalize, fd_eps=gen.fd_eps,
+                  reference=ref if gen.normalize in REFERENCE_SCALED else None)  # fmt: skip
     hooks = {
-        "finite_difference": Guidance("tardiff", classifier, G, 0.1),
+        "finite_difference": fd,
         "double_backprop": Guidance("tardiff", classifier, G, 0.1, jacobian="double_backprop"),
         "jvp": Guidance("tardiff", classifier, G, 0.1, jacobian="jvp"),
         "classifier": Guidance("classifier", classifier, None, 0.1),
     }
-    settings = [("ddim", 50), ("ddim", 20)]
+    settings = [("ddim", 50), ("ddim", 20), (gen.sampler, gen.steps)]
     if not args.skip_ddpm:
         settings.insert(0, ("ddpm", args.timesteps))
     threads = torch.get_num_threads()
-    print(f"torch {torch.__version__}, {threads} threads, n={args.n}, batch={args.batch}")
+    d = config["diffusion"]
+    print(f"torch {torch.__version__}, {threads} threads, n={args.n}, batch={args.batch}, "
+          f"{args.seq_len} x {args.features}, U-Net base {d['base_channels']} mults "
+          f"{d['channel_mults']} x {d['num_res_blocks']} res blocks, GRU hidden "
+          f"{config['classifier']['hidden']}, normalize {gen.normalize}")  # fmt: skip
     x = torch.randn(args.batch, args.seq_len, args.features)
     y = torch.as_tensor(labels[: args.batch])
     secs = {k: _term_seconds(h, x, y, args.term_repeat) for k, h in hooks.items()}
@@ -121,9 +132,9 @@ def main() -> None:
         guided = _rate(model, schedule, labels, args, sampler, steps, hooks["finite_difference"])
         name = f"{sampler.upper()}-{steps}"
         print(f"{name:<12}{plain:>12.2f}{guided:>13.2f}{plain / guided:>16.2f}x")
-    reference = _rate(model, schedule, labels, args, "ddim", 20, hooks["double_backprop"])
+    reference = _rate(model, schedule, labels, args, *settings[-1], hooks["double_backprop"])
     print(
-        f"DDIM-20 double-backprop reference: {reference:.2f} samples/s "
+        f"{name} double-backprop reference: {reference:.2f} samples/s "
         f"({plain / reference:.2f}x unguided time); finite difference is "
         f"{guided / reference:.2f}x faster"
     )

@@ -20,8 +20,8 @@ batch: up to 512 real training samples drawn (fixed seed) at the class ratio of 
 ``FloatingPointError`` naming the method, batch and step; nothing of that seed is written.
 
 Outputs per seed: ``seed{seed}.parquet`` (cohort timeseries schema in physical units plus the
-label column named after the task), ``seed{seed}.json`` (settings, counts, cost, mean sample
-influence G·∇φℓ of the final samples by class) and ``seed{seed}_diagnostics.csv`` (per batch and
+label column named after the task), ``seed{seed}.json`` (settings, counts, cost, reverse steps
+actually taken (``grid_steps``), mean sample influence G·∇φℓ of the final samples by class) and ``seed{seed}_diagnostics.csv`` (per batch and
 step: t, sigma, shift_rms, ratio = shift_rms / sigma, x0_rms, mean_move = the RMS move of the
 step mean caused by guidance, mean_move_ratio = mean_move / sigma).
 """
@@ -45,7 +45,7 @@ from tardiff.data import (
     sample_labels,
     to_timeseries_frame,
 )
-from tardiff.diffusion.samplers import generate
+from tardiff.diffusion.samplers import STEPPERS, generate
 from tardiff.diffusion.train import load_diffusion
 from tardiff.guidance.influence import load_influence
 from tardiff.guidance.terms import REFERENCE_SCALED, Guidance, sample_influence
@@ -273,6 +273,8 @@ def run_generation_stage(
     prepared, source = loaded[0], loaded[-1]
     run = _start(loaded, method, scale, settings, seeds, minority_multiple, torch_device)
     record = {**_settings_record(method, settings, source, scale), "task": task}
+    stepper = STEPPERS[settings.sampler](run.schedule, settings.eta)
+    record["grid_steps"] = len(stepper.grid(settings.steps))
     if run.guidance is not None and run.guidance.ref_scale is not None:
         record["reference_scale"] = run.guidance.ref_scale
     infos = []

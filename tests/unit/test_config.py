@@ -3,6 +3,7 @@ the schema with the typed settings and the code's dispatch tables."""
 
 import copy
 import dataclasses
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from tardiff.diffusion.samplers import STEPPERS
 from tardiff.diffusion.schedule import BETAS, PREDICTIONS
 from tardiff.generate import METHODS
 from tardiff.guidance.influence import select_source
-from tardiff.guidance.terms import REFERENCE_SCALED, TERMS
+from tardiff.guidance.terms import REFERENCE_SCALED, TERMS, Guidance
 from tardiff.layout import Layout
 from tardiff.models.classifier import ARCHS
 from tardiff.settings import SECTIONS, DatasetSettings, DemoSettings, TaskSettings
@@ -84,7 +85,8 @@ def test_cfg_needs_a_trained_null_label():
         validate_config({**MINIMAL, "generation": cfg, "diffusion": {"label_dropout": 0}})
     defaults = validate_config(MINIMAL)["generation"]
     assert defaults["methods"] == ["conditional", "tardiff", "classifier_guidance"]
-    assert (defaults["normalize"], defaults["fd_eps"], defaults["clip_x0"]) == ("rms", 1e-3, None)
+    assert (defaults["normalize"], defaults["fd_eps"], defaults["clip_x0"]) == ("capped", 3e-4, None)
+    assert inspect.signature(Guidance).parameters["fd_eps"].default == defaults["fd_eps"]
 
 
 def test_resolution_must_divide_window():

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tardiff.config import ConfigError
+from tardiff.config import ConfigError, schema
 from tardiff.diffusion import train as train_mod
 from tardiff.diffusion.samplers import (
     SAMPLERS,
@@ -18,6 +18,7 @@ from tardiff.diffusion.samplers import (
     ddim_mean_std,
     ddpm_mean_std,
     generate,
+    logsnr_grid,
     sample,
     timestep_grid,
 )
@@ -296,6 +297,24 @@ def test_timestep_grid():
         timestep_grid(10, 11)
 
 
+def test_logsnr_grid_runs_from_pure_noise_to_t0_uniform_in_log_snr():
+    sch = NoiseSchedule(cosine_betas(1000), "v")
+    ab = sch.alphas_cumprod.double().numpy()
+    lam = 0.5 * np.log(ab / (1 - ab))
+    for k in (1, 2, 10, 25, 1000):
+        grid = logsnr_grid(sch, k)
+        assert grid[0] == 999 and (k == 1 or grid[-1] == 0) and len(grid) <= k
+        assert grid == sorted(set(grid), reverse=True)  # strictly descending
+    grid = logsnr_grid(sch, 25)
+    steps = np.diff(lam[grid])
+    assert len(grid) == 20  # 5 of the 25 points round onto the same timesteps at the ends
+    assert np.median(steps) == pytest.approx((lam[0] - lam[-1]) / 24, rel=0.05)
+    assert STEPPERS["dpm_solver++"](sch).grid(25) == grid
+    assert STEPPERS["ddim"](sch).grid(25) == timestep_grid(1000, 25)
+    with pytest.raises(ValueError, match="steps"):
+        logsnr_grid(sch, 1001)
+
+
 def test_ddim_eta1_full_grid_equals_ddpm_step():
     sch = NoiseSchedule(cosine_betas(50))
     gen = torch.Generator().manual_seed(0)
@@ -439,6 +458,21 @@ def test_sd_bias_on_the_default_schedule_with_an_exact_denoiser():
             assert abs(float(x.mean())) < 0.03 * sd, (name, sd)
     x, _ = generate(oracle, sch, labels[:512], 8, 2, 512, "ddim", 20, 1.0, progress=False)
     assert float(x.std()) / 0.2 < 0.8  # sd = 0.2
+
+
+def test_default_sampler_meets_the_sd_bias_target():
+    """Issue 8 §3 target: the default sampler and steps keep the SD of an exact denoiser's
+    samples within 3 % of the data's, for data SD 1 and 0.2, at <= 50 network evaluations."""
+    gen = schema()["properties"]["generation"]["properties"]
+    sampler, steps = gen["sampler"]["default"], gen["steps"]["default"]
+    sch = NoiseSchedule(cosine_betas(1000), "v")
+    labels = np.zeros(2048, dtype=np.int64)
+    for sd in (1.0, 0.2):
+        diag = []
+        oracle = GaussianOracle(sch, mu=(0.0, 0.0), sd=sd)
+        x, diag = generate(oracle, sch, labels, 8, 2, 2048, sampler, steps, progress=False)
+        assert float(x.std()) / sd == pytest.approx(1.0, abs=0.03), sd
+        assert len(diag) <= 50
 
 
 def test_guidance_hook_contract():

@@ -126,6 +126,17 @@ def test_wasserstein_of_a_shift_is_the_shift():
     assert _values(drawn, "wasserstein_step") == pytest.approx({"f0": 0.75, "f1": 0.75}, abs=0.05)
 
 
+def test_sd_ratio_is_the_spread_of_synthetic_over_real():
+    real = _gauss((500, 6, 2), 0)
+    out = _marginals(real, 0.8 * real + np.float32(3.0))  # affine: exactly 0.8, shift-free
+    assert _values(out, "sd_ratio") == pytest.approx({"f0": 0.8, "f1": 0.8}, rel=1e-5)
+    narrow = real.copy()
+    narrow[..., 1] *= 0.5
+    assert _values(_marginals(real, narrow), "sd_ratio_min") == pytest.approx({"all": 0.5})
+    drawn = _marginals(real, 1.2 * _gauss((500, 6, 2), 1))
+    assert _values(drawn, "sd_ratio") == pytest.approx({"f0": 1.2, "f1": 1.2}, rel=0.05)
+
+
 def test_wasserstein_uses_physical_units():
     real, synthetic = _gauss((200, 4, 1), 0), _gauss((200, 4, 1), 1)
     out = marginal_metrics(real * 10, (synthetic + 1) * 10, real, synthetic + 1, ["hr"])
@@ -202,9 +213,12 @@ def test_marginal_metrics_records_and_bad_input():
     assert [(r["metric"], r["feature"]) for r in out] == [
         *[
             (m, f)
-            for m in ("wasserstein", "wasserstein_step", "autocorr_lag1_diff")
+            for m in ("wasserstein", "wasserstein_step", "sd_ratio")
             for f in ["f0", "f1"]
         ],
+        ("sd_ratio_min", "all"),
+        ("autocorr_lag1_diff", "f0"),
+        ("autocorr_lag1_diff", "f1"),
         ("crosscorr_diff", "all"),
         ("mmd", "all"),
     ]

@@ -111,8 +111,9 @@ def test_generation_stage_end_to_end(stages, tmp_path, method):
     else:
         assert (diag["shift_rms"] > 0).all()
     if method == "tardiff":
-        # rms-normalised shift: w per element for each class, so the batch RMS is w
-        np.testing.assert_allclose(diag["shift_rms"], 0.2, rtol=1e-4)
+        # capped (the default): every sample's RMS step is at most w, so the batch RMS is too
+        assert (diag["shift_rms"] <= 0.2 * (1 + 1e-5)).all() and info["normalize"] == "capped"
+        assert info["reference_scale"] > 0
         assert info["guidance_source"] == "all" and info["jacobian"] == "finite_difference"
 
 
@@ -219,7 +220,7 @@ def test_influence_filter_with_the_real_models(stages, tmp_path):
 def test_reference_scaling_and_clip_in_the_stage(stages, tmp_path, normalize):
     _, cohort, _ = stages
     info = _run(stages, "tardiff", tmp_path, normalize=normalize, clip_x0=0.5, scale=2.0)
-    assert info["reference_scale"] > 0 and info["clip_x0"] == 0.5 and info["fd_eps"] == 1e-3
+    assert info["reference_scale"] > 0 and info["clip_x0"] == 0.5 and info["fd_eps"] == 3e-4
     prep = prepare(cohort.stays, cohort.timeseries, TASK)
     path = Layout(str(tmp_path)).synthetic("d", TASK, "tardiff", 2.0, 3).samples
     draw = load_draw(path, ("tardiff", 2.0, 3), prep.transform, TASK, 8)

@@ -311,6 +311,7 @@ def test_efficiency_rows(tmp_path):
                 "n_samples": 100,
                 "wall_s": wall,
                 "steps": 20,
+                "grid_steps": 20,
                 "sampler": "ddim",
                 "peak_rss_mb": 10.0,
             },
@@ -347,10 +348,11 @@ def test_sampling_rows_count_the_denoiser_evaluations_of_every_method(tmp_path):
         ("influence_filter", {"filter_factor": 4}),
     ):
         path = tmp_path / f"{method}.json"
-        write_json({"method": method, "n_samples": 10, "wall_s": 1.0, "steps": 20,
-                    "sampler": "ddim", "peak_rss_mb": 1.0, **extra}, path)  # fmt: skip
+        write_json({"method": method, "n_samples": 10, "wall_s": 1.0, "steps": 25,
+                    "grid_steps": 20, "sampler": "dpm_solver++", "peak_rss_mb": 1.0, **extra},
+                   path)  # fmt: skip
         records.append(path)
     notes = sampling_rows({("d", "t"): records}).set_index("stage")["note"]
-    assert "ddim, 20 denoiser" in notes["sampling (conditional)"]
+    assert "dpm_solver++, 20 denoiser" in notes["sampling (conditional)"]  # steps taken, not asked
     assert "2 x 20 denoiser" in notes["sampling (cfg)"]
     assert "4 x 20 denoiser" in notes["sampling (influence_filter)"]

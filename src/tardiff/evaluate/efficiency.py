@@ -7,9 +7,8 @@
 - **Influence vector G**: the influence stage's own timing (its ``summary.json``): the one-time
   cost of guidance, paid once per dataset and task.
 - **Sampling**: from the generation stage's per-seed records: samples per second (total samples
-  over total sampling seconds), denoiser evaluations per sample (the sampler's steps, twice for
-  ``cfg``, times the filter factor for ``influence_filter``; DDPM uses
-  every timestep) and, for guided methods, the time per sample relative to ``conditional`` of the
+  over total sampling seconds), denoiser evaluations per sample (the reverse steps the sampler took,
+  twice for ``cfg``, times the filter factor for ``influence_filter``) and, for guided methods, the time per sample relative to ``conditional`` of the
   same dataset and task (the overhead of guidance).
 """
 
@@ -85,10 +84,11 @@ def influence_rows(summaries: dict[tuple[str, str], str | Path]) -> pd.DataFrame
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _evaluations(method: str, sampler: str, steps: int, runs: pd.DataFrame) -> str:
-    """Denoiser evaluations per kept sample: ``cfg`` runs the denoiser twice per step (with and
-    without the label); ``influence_filter`` samples ``filter_factor`` times what it keeps."""
-    per_step = "every timestep" if sampler == "ddpm" else f"{steps}"
+def _evaluations(method: str, grid_steps: int, runs: pd.DataFrame) -> str:
+    """Denoiser evaluations per kept sample: one per reverse step taken; ``cfg`` runs the
+    denoiser twice per step (with and without the label); ``influence_filter`` samples
+    ``filter_factor`` times what it keeps."""
+    per_step = f"{grid_steps:g}"
     factor = {"cfg": 2}.get(method, 1)
     if method == "influence_filter" and "filter_factor" in runs:
         factor = runs.loc[runs["method"] == method, "filter_factor"].iloc[0]
@@ -105,14 +105,14 @@ def sampling_rows(records: dict[tuple[str, str], Sequence[str | Path]]) -> pd.Da
         per = runs.groupby("method").agg(
             n=("n_samples", "sum"),
             wall=("wall_s", "sum"),
-            steps=("steps", "first"),
+            grid_steps=("grid_steps", "first"),
             sampler=("sampler", "first"),
             peak=("peak_rss_mb", "max"),
         )
         base = per.loc["conditional"] if "conditional" in per.index else None
         for method, r in per.iterrows():
             note = f"{r['n'] / r['wall']:.1f} samples/s, {r['sampler']}, "
-            note += _evaluations(method, r["sampler"], r["steps"], runs)
+            note += _evaluations(method, r["grid_steps"], runs)
             if base is not None and method != "conditional":
                 overhead = (r["wall"] / r["n"]) / (base["wall"] / base["n"])
                 note += f", {overhead:.2f}x the time per sample of conditional"

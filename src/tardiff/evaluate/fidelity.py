@@ -27,6 +27,9 @@
   ``wasserstein``: per feature, the 1-Wasserstein distance (``scipy.stats.wasserstein_distance``)
   between all values pooled over sequences and steps, physical units; ``wasserstein_step``: per
   feature, the mean over time steps of the per-step 1-Wasserstein distance, physical units;
+  ``sd_ratio``: per feature, SD(synthetic) / SD(real) of the values pooled over sequences and
+  steps (1 = the real spread; < 1 under-dispersed; a constant real feature is an error), and
+  ``sd_ratio_min`` (feature "all"): the smallest of them;
   ``autocorr_lag1_diff``: per feature, |ā_S − ā_R| where ā is the mean over sequences of the lag-1
   autocorrelation r₁ = Σₜ (xₜ − x̄)(xₜ₊₁ − x̄) / Σₜ (xₜ − x̄)² of each sequence (a constant sequence
   counts as 0); ``crosscorr_diff`` (feature "all", only when D ≥ 2): Σ_{i<j} |c_S,ij − c_R,ij| with
@@ -277,6 +280,9 @@ def marginal_metrics(
     for j, f in enumerate(features):
         steps = [stats.wasserstein_distance(r[:, t, j], s[:, t, j]) for t in range(r.shape[1])]
         records.append(_record("wasserstein_step", f, np.mean(steps)))
+    ratios = [s[..., j].std() / r[..., j].std() for j in range(len(features))]
+    records += [_record("sd_ratio", f, v) for f, v in zip(features, ratios, strict=True)]
+    records.append(_record("sd_ratio_min", "all", min(ratios)))
     for j, f in enumerate(features):
         diff = _lag1_autocorr(s[..., j]).mean() - _lag1_autocorr(r[..., j]).mean()
         records.append(_record("autocorr_lag1_diff", f, abs(diff)))

@@ -57,7 +57,7 @@ from tardiff.io import write_csv
 SOURCE_ORDER = ("all", "minority", "majority")
 SOURCE_COLOURS = {"all": "tab:red", "minority": "tab:purple", "majority": "tab:olive"}
 FIDELITY_ORDER = ("real_holdout", *METHOD_ORDER)
-SUMMARY_METRICS = ("disc_auroc", "disc_score", "pred_mae", "mmd", "out_of_range")
+SUMMARY_METRICS = ("disc_auroc", "disc_score", "pred_mae", "mmd", "sd_ratio_min", "out_of_range")
 _KEYS = ["dataset", "task", "method"]
 _STUDY_METRICS = ("minority_f1", "auroc", "auprc")
 
@@ -241,7 +241,8 @@ def fidelity_privacy_table(
         "against real train, mean over seeds [mean of the per-seed 95 % bounds]. disc.: "
         "real-vs-synthetic discriminator AUROC and score |0.5 − accuracy| (0.5 / 0: "
         "indistinguishable); pred. MAE: next-step predictor trained on the set, tested on real "
-        "test (z-units); MMD²: Gaussian kernel, median heuristic (z-units); out of range: share "
+        "test (z-units); MMD²: Gaussian kernel, median heuristic (z-units); min SD ratio: the "
+        "smallest per-feature SD(set) / SD(real train) (1: the real spread); out of range: share "
         "of values outside the valid clinical ranges; DCR share: share of synthetic stays closer "
         "to train than the median holdout stay (0.5: no memorisation); attack AUC: distance-based "
         "membership inference (0.5: chance); near copies: summed over seeds / synthetic stays. "
@@ -263,7 +264,8 @@ def fidelity_privacy_table(
         seeds=[str(n) if n else "" for n in table["n_seeds"]],
         **{"disc. AUROC [95 % CI]": cells(table, "disc_auroc")},
         **{"disc. score": table["disc_score"].map(num), "pred. MAE": table["pred_mae"].map(num)},
-        **{"MMD²": table["mmd"].map(num), "out of range": table["out_of_range"].map(num)},
+        **{"MMD²": table["mmd"].map(num), "min SD ratio": table["sd_ratio_min"].map(num)},
+        **{"out of range": table["out_of_range"].map(num)},
         **{"DCR share": table["dcr_share"].map(num)},
         **{"attack AUC [95 % CI]": cells(table, "attack_auc"), "near copies": copies},
     )
