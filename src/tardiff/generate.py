@@ -20,10 +20,11 @@ batch: up to 512 real training samples drawn (fixed seed) at the class ratio of 
 ``FloatingPointError`` naming the method, batch and step; nothing of that seed is written.
 
 Outputs per seed: ``seed{seed}.parquet`` (cohort timeseries schema in physical units plus the
-label column named after the task), ``seed{seed}.json`` (settings, counts, cost, reverse steps
-actually taken (``grid_steps``), mean sample influence G·∇φℓ of the final samples by class) and ``seed{seed}_diagnostics.csv`` (per batch and
-step: t, sigma, shift_rms, ratio = shift_rms / sigma, x0_rms, mean_move = the RMS move of the
-step mean caused by guidance, mean_move_ratio = mean_move / sigma).
+label column named after the task), ``seed{seed}.json`` (settings, reverse steps actually taken
+``grid_steps``, counts, cost, mean sample influence G·∇φℓ of the final samples by class) and
+``seed{seed}_diagnostics.csv`` (per batch and step: t, sigma, shift_rms, ratio = shift_rms /
+sigma, x0_rms, mean_move = the RMS move of the step mean caused by guidance, mean_move_ratio =
+mean_move / sigma).
 """
 
 from __future__ import annotations

@@ -85,7 +85,8 @@ def test_cfg_needs_a_trained_null_label():
         validate_config({**MINIMAL, "generation": cfg, "diffusion": {"label_dropout": 0}})
     defaults = validate_config(MINIMAL)["generation"]
     assert defaults["methods"] == ["conditional", "tardiff", "classifier_guidance"]
-    assert (defaults["normalize"], defaults["fd_eps"], defaults["clip_x0"]) == ("capped", 3e-4, None)
+    chosen = (defaults["normalize"], defaults["fd_eps"], defaults["clip_x0"])
+    assert chosen == ("capped", 3e-4, None)
     assert inspect.signature(Guidance).parameters["fd_eps"].default == defaults["fd_eps"]
 
 

@@ -7,9 +7,10 @@
 - **Influence vector G**: the influence stage's own timing (its ``summary.json``): the one-time
   cost of guidance, paid once per dataset and task.
 - **Sampling**: from the generation stage's per-seed records: samples per second (total samples
-  over total sampling seconds), denoiser evaluations per sample (the reverse steps the sampler took,
-  twice for ``cfg``, times the filter factor for ``influence_filter``) and, for guided methods, the time per sample relative to ``conditional`` of the
-  same dataset and task (the overhead of guidance).
+  over total sampling seconds), denoiser evaluations per sample (the reverse steps the sampler
+  took, twice for ``cfg``, times the filter factor for ``influence_filter``) and, for guided
+  methods, the time per sample relative to ``conditional`` of the same dataset and task (the
+  overhead of guidance).
 """
 
 from __future__ import annotations
