@@ -211,11 +211,7 @@ def test_marginal_metrics_records_and_bad_input():
     real, synthetic = _gauss((20, 4, 2), 0), _gauss((30, 4, 2), 1)
     out = _marginals(real, synthetic)
     assert [(r["metric"], r["feature"]) for r in out] == [
-        *[
-            (m, f)
-            for m in ("wasserstein", "wasserstein_step", "sd_ratio")
-            for f in ["f0", "f1"]
-        ],
+        *[(m, f) for m in ("wasserstein", "wasserstein_step", "sd_ratio") for f in ["f0", "f1"]],
         ("sd_ratio_min", "all"),
         ("autocorr_lag1_diff", "f0"),
         ("autocorr_lag1_diff", "f1"),
