@@ -48,8 +48,9 @@ def _models(args, config):
     model, _ = train_diffusion(x, rng.integers(0, 2, len(x)), settings, "cpu", seed=0)
     model.requires_grad_(False)
     torch.manual_seed(0)
-    hidden = config["classifier"]["hidden"]
-    classifier = build_classifier("gru", args.features, hidden, 1, 0.1).eval()
+    c = config["classifier"]
+    arch = args.arch or c["arch"]
+    classifier = build_classifier(arch, args.features, c["hidden"], c["layers"], 0.1).eval()
     G = torch.randn(sum(p.numel() for p in classifier.parameters()))
     schedule = NoiseSchedule.from_settings(settings)
     return model, schedule, classifier, G / G.norm()
@@ -63,6 +64,7 @@ def _rate(model, schedule, labels, args, sampler, steps, guidance) -> float:
         generate(
             model, schedule, labels, args.seq_len, args.features, batch_size=args.batch,
             sampler=sampler, steps=steps, eta=1.0, guidance=guidance, seed=0, progress=False,
+            guide_min_coef=args.guide_min_coef,
         )  # fmt: skip
         best = min(best, time.perf_counter() - start)
     return len(labels) / best
@@ -82,6 +84,8 @@ def _term_seconds(hook, x, y, repeat: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="config/config.yaml", help="model sizes, sampler")
+    parser.add_argument("--arch", choices=["gru", "tcn"], help="classifier (default: config's)")
+    parser.add_argument("--guide-min-coef", type=float, help="default: the config's")
     parser.add_argument("--n", type=int, default=256, help="samples per setting")
     parser.add_argument("--batch", type=int, default=256, help="e.g. 256 (config default) or 64")
     parser.add_argument("--seq-len", type=int, default=24)
@@ -95,6 +99,8 @@ def main() -> None:
 
     config = load_config(args.config)
     gen = GenerationSettings.from_config(config["generation"])
+    if args.guide_min_coef is None:
+        args.guide_min_coef = gen.guide_min_coef
     model, schedule, classifier, G = _models(args, config)
     labels = np.random.default_rng(0).permutation(np.arange(args.n) % 2)
     # normalize: reference / capped need a reference scale; a random GRU has no real data, so
@@ -115,13 +121,16 @@ def main() -> None:
     d = config["diffusion"]
     print(f"torch {torch.__version__}, {threads} threads, n={args.n}, batch={args.batch}, "
           f"{args.seq_len} x {args.features}, U-Net base {d['base_channels']} mults "
-          f"{d['channel_mults']} x {d['num_res_blocks']} res blocks, GRU hidden "
-          f"{config['classifier']['hidden']}, normalize {gen.normalize}")  # fmt: skip
+          f"{d['channel_mults']} x {d['num_res_blocks']} res blocks, "
+          f"{args.arch or config['classifier']['arch']} classifier hidden "
+          f"{config['classifier']['hidden']}, normalize {gen.normalize}, "
+          f"guide_min_coef {args.guide_min_coef:g}")  # fmt: skip
     x = torch.randn(args.batch, args.seq_len, args.features)
     y = torch.as_tensor(labels[: args.batch])
     secs = {k: _term_seconds(h, x, y, args.term_repeat) for k, h in hooks.items()}
     paths = {**RNN_PATHS, "classifier": "fused"}
-    print(f"guidance call on one batch of {args.batch} (GRU path; best of {args.term_repeat}):")
+    print(f"guidance call on one batch of {args.batch} (GRU path, where the classifier is a GRU; "
+          f"best of {args.term_repeat}):")  # fmt: skip
     for k, s in secs.items():
         print(f"  {k:<18}{s * 1e3:>8.1f} ms  ({paths[k]} GRU)")
     db, fd, jv = secs["double_backprop"], secs["finite_difference"], secs["jvp"]

@@ -573,6 +573,35 @@ def test_x0_coef_is_the_move_of_the_step_mean():
         torch.testing.assert_close(moved, torch.full_like(moved, 0.1 * coef), rtol=1e-9, atol=1e-12)
 
 
+def test_guidance_is_skipped_where_it_cannot_move_the_step_mean():
+    sch = NoiseSchedule(cosine_betas(1000), "v")
+    y = torch.tensor([0, 1] * 4)
+    stepper, called = STEPPERS["dpm_solver++"](sch), []
+
+    def hook(x0, x_t, y_in, t, sigma):
+        called.append(t)
+        return torch.full_like(x0, 0.1)
+
+    coefs, state, grid = {}, stepper.new_state(), stepper.grid(25)
+    for i, t in enumerate(grid):  # the x0 coefficients of the run (they do not depend on x)
+        s = grid[i + 1] if i + 1 < len(grid) else -1
+        coefs[t] = stepper.x0_coef(t, s, state)
+        stepper.step(torch.zeros(1), torch.zeros(1), t, s, state)
+    runs = {}
+    for floor in (0.0, 0.05):
+        called.clear()
+        diag = []
+        gen = torch.Generator().manual_seed(0)
+        runs[floor] = sample(GaussianOracle(sch), sch, y, 4, 2, "dpm_solver++", 25, guidance=hook,
+                             generator=gen, diagnostics=diag, guide_min_coef=floor)  # fmt: skip
+        assert called == [t for t in grid if abs(coefs[t]) >= floor]
+        assert [d["shift_rms"] > 0 for d in diag] == [t in called for t in grid]
+    assert len(called) == len(grid) - 6  # the 6 noisiest steps of 20 (schema description)
+    skipped = sum(abs(c) for t, c in coefs.items() if t not in called)
+    assert skipped < 0.01 * sum(abs(c) for c in coefs.values())  # under 1 % of the total move
+    torch.testing.assert_close(runs[0.05], runs[0.0], atol=0.01, rtol=0)
+
+
 def test_mean_move_diagnostics_of_a_ddim_step():
     sch = NoiseSchedule(cosine_betas(50))
     diag = []

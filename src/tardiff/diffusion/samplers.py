@@ -34,12 +34,13 @@ step lands on the shifted ``x0_hat``). A non-finite ``x0_hat``, shift or step ou
 
 The ``ddim`` grid has ``k`` steps ``t_j = round((k - j) T / k) - 1``, ``j = 0..k-1``
 ("trailing" spacing): it starts at ``T - 1`` and ``k = T`` gives every step. The
-``dpm_solver++`` grid is uniform in log-SNR from ``t = T - 1`` to ``t = 0`` (:func:`logsnr_grid`,
-Lu et al.'s spacing; points that round to the same timestep are merged, so a run takes at most
-``k`` network evaluations). Ending at ``t = 0`` matters: the jump into the clean end returns
-``x0_hat = E[x0 | x_t]``, whose spread is below the data's by the noise left at ``t``; from the
-trailing grid's last step (``t = T/k - 1``) that cost 8 % of the SD of a narrow (SD 0.2)
-Gaussian at ``k = 20`` (``benchmarks/sampler_bias.py``).
+``dpm_solver++`` grid is uniform in log-SNR from ``t = T - 1`` to ``t = 0``
+(:func:`~tardiff.diffusion.schedule.logsnr_grid`, Lu et al.'s spacing; points that round to
+the same timestep are merged, so a run takes at most ``k`` network evaluations). Ending at
+``t = 0`` matters: the jump into the clean end returns ``x0_hat = E[x0 | x_t]``, whose spread
+is below the data's by the noise left at ``t``; from the trailing grid's last step
+(``t = T/k - 1``) that cost 8 % of the SD of a narrow (SD 0.2) Gaussian at ``k = 20``
+(``benchmarks/sampler_bias.py``).
 """
 
 from __future__ import annotations
@@ -49,30 +50,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from tardiff.diffusion.schedule import NoiseSchedule
+from tardiff.diffusion.schedule import NoiseSchedule, logsnr_grid, timestep_grid
 from tardiff.runtime import progress as progress_bar
 
 Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int, float], torch.Tensor]
-
-
-def timestep_grid(timesteps: int, steps: int) -> list[int]:
-    """Descending timesteps of a ``steps``-step sampler; always starts at ``timesteps - 1``."""
-    if not 1 <= steps <= timesteps:
-        raise ValueError(f"steps must be in 1..{timesteps}, got {steps}")
-    return [round((steps - j) * timesteps / steps) - 1 for j in range(steps)]
-
-
-def logsnr_grid(schedule: NoiseSchedule, steps: int) -> list[int]:
-    """Descending timesteps nearest to ``steps`` points uniform in half log-SNR between
-    ``t = T - 1`` and ``t = 0``, duplicates merged (so at most ``steps`` of them)."""
-    timesteps = schedule.timesteps
-    if not 1 <= steps <= timesteps:
-        raise ValueError(f"steps must be in 1..{timesteps}, got {steps}")
-    ab = schedule.alphas_cumprod.double().numpy()
-    lam = 0.5 * np.log(ab / (1 - ab))
-    targets = np.linspace(lam[-1], lam[0], steps)
-    nearest = np.abs(lam[None, :] - targets[:, None]).argmin(axis=1)
-    return sorted({int(t) for t in nearest}, reverse=True)
 
 
 def ddpm_mean_std(
@@ -314,6 +295,7 @@ def sample(
     diagnostics: list | None = None,
     cfg_scale: float = 0.0,
     clip_x0: float | None = None,
+    guide_min_coef: float = 0.0,
 ) -> torch.Tensor:
     """Draw ``(B, seq_len, n_features)`` samples of classes ``y`` (runs on ``y``'s device).
 
@@ -334,9 +316,10 @@ def sample(
         _require_finite(x0, "x0_hat (denoiser output)", i, t)
         noise_sd = stepper.noise_sd(t, s)
         sigma_t = noise_sd if noise_sd > 0 else float(schedule.sqrt_one_minus_alphas_cumprod[t])
-        shift = None if guidance is None else _guide(guidance, x0, x, y, t, sigma_t, i)
+        coef = 0.0 if guidance is None else stepper.x0_coef(t, s, state)
+        guided = guidance is not None and abs(coef) >= guide_min_coef
+        shift = _guide(guidance, x0, x, y, t, sigma_t, i) if guided else None
         if diagnostics is not None:
-            coef = 0.0 if shift is None else stepper.x0_coef(t, s, state)
             diagnostics.append(_diagnostics(i, t, sigma_t, shift, x0, coef))
         with torch.no_grad():
             x, sd = stepper.step(x, x0 if shift is None else x0 + shift, t, s, state)
@@ -362,6 +345,7 @@ def generate(
     progress: bool = True,
     cfg_scale: float = 0.0,
     clip_x0: float | None = None,
+    guide_min_coef: float = 0.0,
 ) -> tuple[np.ndarray, list[dict]]:
     """Sample one series per entry of ``labels`` in mini-batches; returns float32 ``(N, T, C)``.
 
@@ -390,7 +374,7 @@ def generate(
             x = sample(
                 model, schedule, y, seq_len, n_features, sampler, steps, eta,
                 guidance=guidance, generator=generator, diagnostics=steps_diag,
-                cfg_scale=cfg_scale, clip_x0=clip_x0,
+                cfg_scale=cfg_scale, clip_x0=clip_x0, guide_min_coef=guide_min_coef,
             )  # fmt: skip
         except FloatingPointError as err:
             raise FloatingPointError(f"batch {b}, {err}") from err

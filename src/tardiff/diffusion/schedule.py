@@ -14,6 +14,7 @@ import math
 from numbers import Integral
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 if TYPE_CHECKING:
@@ -121,3 +122,23 @@ class NoiseSchedule:
             + self.at(self.posterior_mean_coef2, t, x_t) * x_t
         )
         return mean, self.at(self.posterior_variance, t, x_t)
+
+
+def timestep_grid(timesteps: int, steps: int) -> list[int]:
+    """Descending timesteps of a ``steps``-step sampler; always starts at ``timesteps - 1``."""
+    if not 1 <= steps <= timesteps:
+        raise ValueError(f"steps must be in 1..{timesteps}, got {steps}")
+    return [round((steps - j) * timesteps / steps) - 1 for j in range(steps)]
+
+
+def logsnr_grid(schedule: NoiseSchedule, steps: int) -> list[int]:
+    """Descending timesteps nearest to ``steps`` points uniform in half log-SNR between
+    ``t = T - 1`` and ``t = 0``, duplicates merged (so at most ``steps`` of them)."""
+    timesteps = schedule.timesteps
+    if not 1 <= steps <= timesteps:
+        raise ValueError(f"steps must be in 1..{timesteps}, got {steps}")
+    ab = schedule.alphas_cumprod.double().numpy()
+    lam = 0.5 * np.log(ab / (1 - ab))
+    targets = np.linspace(lam[-1], lam[0], steps)
+    nearest = np.abs(lam[None, :] - targets[:, None]).argmin(axis=1)
+    return sorted({int(t) for t in nearest}, reverse=True)
