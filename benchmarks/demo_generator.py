@@ -12,42 +12,25 @@ median; :func:`sampler_fidelity.sd_ratios`) and the fidelity stage's discriminat
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
 import numpy as np
 import torch
-from sampler_fidelity import sd_ratios
+from sampler_fidelity import load_pair, pair_arguments, sd_ratios
 
-from tardiff.config import load_config
-from tardiff.data import prepare
 from tardiff.diffusion.samplers import generate
 from tardiff.diffusion.schedule import NoiseSchedule
 from tardiff.diffusion.train import train_diffusion
 from tardiff.evaluate.fidelity import discriminative_score
-from tardiff.layout import Layout
 from tardiff.settings import DiffusionSettings, FidelitySettings, GenerationSettings
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="config/config.yaml")
-    parser.add_argument("--results", default=None, help="a finished run (default: the config's)")
-    parser.add_argument("--pair", default="mimic3_demo/mortality", help="dataset/task")
+    parser = pair_arguments(__doc__.splitlines()[0])
     parser.add_argument("--variant", nargs="+", default=["{}"], help="JSON diffusion overrides")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-
-    config = load_config(args.config)
-    if args.results:
-        config["results_dir"] = args.results
-    dataset, task = args.pair.split("/")
-    cohort = Layout.from_config(config).cohort(dataset)
-    prepared = prepare(cohort.stays, cohort.timeseries, task, splits=("train",))
-    real, y = prepared.x["train"], prepared.y["train"]
+    config, _, real, y = load_pair(args)
     labels = np.random.default_rng(args.seed).permutation(y)
     fidelity = FidelitySettings.from_config(config["fidelity"])
     gen = GenerationSettings.from_config(config["generation"])

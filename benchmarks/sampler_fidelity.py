@@ -54,26 +54,37 @@ def sd_ratios(real: np.ndarray, y_real: np.ndarray, syn: np.ndarray, y_syn: np.n
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def pair_arguments(description: str) -> argparse.ArgumentParser:
+    """The options every demo-model benchmark shares: config, finished run, pair, seed, threads."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", default="config/config.yaml")
     parser.add_argument("--results", default=None, help="a finished run (default: the config's)")
     parser.add_argument("--pair", default="mimic3_demo/mortality", help="dataset/task")
-    parser.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS)
-    parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    return parser
 
+
+def load_pair(args: argparse.Namespace):
+    """(config, layout, real train grids, labels) of ``--pair`` in the finished run; sets the
+    thread count."""
+    torch.set_num_threads(args.threads)
     config = load_config(args.config)
     if args.results:
         config["results_dir"] = args.results
     layout = Layout.from_config(config)
+    cohort = layout.cohort(args.pair.split("/")[0])
+    prepared = prepare(cohort.stays, cohort.timeseries, args.pair.split("/")[1], ("train",))
+    return config, layout, prepared.x["train"], prepared.y["train"]
+
+
+def main() -> None:
+    parser = pair_arguments(__doc__.splitlines()[0])
+    parser.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS)
+    parser.add_argument("--batch", type=int, default=256)
+    args = parser.parse_args()
+    config, layout, real, y_real = load_pair(args)
     dataset, task = args.pair.split("/")
-    cohort = layout.cohort(dataset)
-    prepared = prepare(cohort.stays, cohort.timeseries, task, splits=("train",))
-    real, y_real = prepared.x["train"], prepared.y["train"]
     model, schedule, _ = load_diffusion(layout.diffusion(dataset, task).model, "cpu")
     fidelity = FidelitySettings.from_config(config["fidelity"])
     labels = np.random.default_rng(args.seed).permutation(y_real)
