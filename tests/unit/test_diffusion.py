@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from nan_denoiser import NaNAfter
 
 from tardiff.config import ConfigError, schema
 from tardiff.diffusion import train as train_mod
@@ -641,24 +642,11 @@ def test_clip_x0_bounds_the_returned_samples(sampler):
     assert float(bound.abs().max()) <= 1.5
 
 
-class NaNDenoiser(torch.nn.Module):
-    """The Gaussian oracle whose output is NaN after ``k`` calls."""
-
-    def __init__(self, oracle, k):
-        super().__init__()
-        self.oracle, self.k, self.calls, self.n_classes = oracle, k, 0, oracle.n_classes
-
-    def forward(self, x, t, y):
-        self.calls += 1
-        out = self.oracle(x, t, y)
-        return out * float("nan") if self.calls > self.k else out
-
-
 def test_non_finite_values_raise_naming_batch_and_step():
     sch = NoiseSchedule(cosine_betas(20))
     labels = np.array([0, 1] * 6)
     # the denoiser fails in batch 1 (of 3), step 2 (of 4): call 4 + 2 + 1
-    nan_model = NaNDenoiser(GaussianOracle(sch), k=6)
+    nan_model = NaNAfter(GaussianOracle(sch), k=6)
     with pytest.raises(FloatingPointError, match=r"batch 1, step 2 \(t=\d+\): non-finite x0_hat"):
         generate(nan_model, sch, labels, 4, 2, 4, steps=4, progress=False)
     # the guidance classifier fails (finite differences: two forwards per step) in batch 2, step 1

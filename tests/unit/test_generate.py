@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from nan_denoiser import NaNAfter
 from tiny_cohort import FEATURES, write_cohort
 
 from tardiff import generate as gen_mod
@@ -241,22 +242,12 @@ def test_reference_batch_follows_the_label_ratio():
     assert np.array_equal(reference_batch(x, y, y)[1], reference_batch(x, y, y)[1])
 
 
-class _NaNAfter(torch.nn.Module):
-    def __init__(self, inner, k):
-        super().__init__()
-        self.inner, self.k, self.calls, self.n_classes = inner, k, 0, inner.n_classes
-
-    def forward(self, x, t, y):
-        self.calls += 1
-        return self.inner(x, t, y) * (float("nan") if self.calls > self.k else 1.0)
-
-
 def test_non_finite_samples_stop_the_stage(stages, tmp_path, monkeypatch):
     load = gen_mod.load_diffusion
 
     def nan_model(path, device):
         model, schedule, ckpt = load(path, device)
-        return _NaNAfter(model, k=4 + 2), schedule, ckpt  # batch 1, step 2 (4 steps a batch)
+        return NaNAfter(model, k=4 + 2), schedule, ckpt  # batch 1, step 2 (4 steps a batch)
 
     monkeypatch.setattr(gen_mod, "load_diffusion", nan_model)
     pattern = r"method tardiff \(scale 0.2\), seed 3: batch 1, step 2 \(t=\d+\): non-finite"

@@ -65,6 +65,8 @@ from torch.func import functional_call, jvp
 from tardiff.guidance.per_sample import detached_params, per_sample_loss, require_eval, unflatten
 from tardiff.models.classifier import unrolled_rnn
 
+#: default relative finite-difference step (``generation.fd_eps``; the schema's default agrees)
+FD_EPS = 3e-4
 #: ``normalize`` options scaled by the reference batch's RMS of J
 REFERENCE_SCALED = ("reference", "capped")
 # which GRU recurrence each implementation runs (tardiff.models.classifier)
@@ -103,7 +105,7 @@ class FDProbe:
     scale: float
 
 
-def fd_probe(model: nn.Module, G: torch.Tensor, rel_eps: float = 3e-4) -> FDProbe:
+def fd_probe(model: nn.Module, G: torch.Tensor, rel_eps: float = FD_EPS) -> FDProbe:
     """The perturbed parameter sets of :func:`finite_difference` (one host sync, for ε)."""
     params = detached_params(model)
     g_norm = float(G.norm())
@@ -128,7 +130,7 @@ def fd_apply(model: nn.Module, probe: FDProbe, x: torch.Tensor, y: torch.Tensor)
 
 
 def finite_difference(
-    model: nn.Module, G: torch.Tensor, x: torch.Tensor, y: torch.Tensor, rel_eps: float = 3e-4
+    model: nn.Module, G: torch.Tensor, x: torch.Tensor, y: torch.Tensor, rel_eps: float = FD_EPS
 ):
     """J via a central difference along Ĝ in parameter space (fused GRU, first order only)."""
     return fd_apply(model, fd_probe(model, G, rel_eps), x, y)
@@ -241,7 +243,7 @@ class Guidance:
         evaluate_on: str = "x0",
         jacobian: str = "finite_difference",
         normalize: str = "rms",
-        fd_eps: float = 3e-4,
+        fd_eps: float = FD_EPS,
         reference: tuple[torch.Tensor, torch.Tensor] | None = None,
     ):
         require_eval(classifier)
