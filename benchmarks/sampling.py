@@ -14,8 +14,8 @@ config's ``normalize``). Prints, in one run:
 - samples/s of unguided vs FD-guided sampling per sampler at equal steps, and the double-backprop
   reference with the config's sampler.
 
-    python benchmarks/sampling.py [--n 256] [--batch 256|64] [--skip-ddpm] [--repeat 2]
-        [--seq-len 288 --features 3]
+    python benchmarks/sampling.py [--n 256] [--batch 64] [--skip-ddpm] [--repeat 2]
+        [--seq-len 288 --features 3] [--config-sampler-only]
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--arch", choices=["gru", "tcn"], help="classifier (default: config's)")
     parser.add_argument("--guide-min-coef", type=float, help="default: the config's")
     parser.add_argument("--n", type=int, default=256, help="samples per setting")
-    parser.add_argument("--batch", type=int, default=256, help="e.g. 256 (config default) or 64")
+    parser.add_argument("--batch", type=int, help="default: the config's generation.batch_size")
     parser.add_argument("--seq-len", type=int, default=24)
     parser.add_argument("--features", type=int, default=7)
     parser.add_argument("--timesteps", type=int, default=1000)
@@ -95,12 +95,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="sampling runs per setting (best)")
     parser.add_argument("--term-repeat", type=int, default=5, help="timed calls per J (best)")
     parser.add_argument("--skip-ddpm", action="store_true", help="leave out DDPM-1000")
+    parser.add_argument("--config-sampler-only", action="store_true",
+                        help="time the config's sampler only (no DDPM / DDIM rows)")  # fmt: skip
     args = parser.parse_args()
 
     config = load_config(args.config)
     gen = GenerationSettings.from_config(config["generation"])
     if args.guide_min_coef is None:
         args.guide_min_coef = gen.guide_min_coef
+    if args.batch is None:
+        args.batch = gen.batch_size
     model, schedule, classifier, G = _models(args, config)
     labels = np.random.default_rng(0).permutation(np.arange(args.n) % 2)
     # normalize: reference / capped need a reference scale; a random GRU has no real data, so
@@ -115,7 +119,9 @@ def main() -> None:
         "classifier": Guidance("classifier", classifier, None, 0.1),
     }
     settings = [("ddim", 50), ("ddim", 20), (gen.sampler, gen.steps)]
-    if not args.skip_ddpm:
+    if args.config_sampler_only:
+        settings = settings[-1:]
+    elif not args.skip_ddpm:
         settings.insert(0, ("ddpm", args.timesteps))
     threads = torch.get_num_threads()
     d = config["diffusion"]

@@ -84,7 +84,9 @@ def test_cfg_needs_a_trained_null_label():
     with pytest.raises(ConfigError, match="cfg needs diffusion.label_dropout"):
         validate_config({**MINIMAL, "generation": cfg, "diffusion": {"label_dropout": 0}})
     defaults = validate_config(MINIMAL)["generation"]
-    assert defaults["methods"] == ["conditional", "tardiff", "classifier_guidance"]
+    assert defaults["methods"] == [
+        "conditional", "tardiff", "classifier_guidance", "cfg", "influence_filter"
+    ]  # fmt: skip
     chosen = (defaults["normalize"], defaults["fd_eps"], defaults["clip_x0"])
     assert chosen == ("capped", 3e-4, None)
     assert inspect.signature(Guidance).parameters["fd_eps"].default == defaults["fd_eps"]

@@ -588,8 +588,9 @@ def test_guidance_is_skipped_where_it_cannot_move_the_step_mean():
         s = grid[i + 1] if i + 1 < len(grid) else -1
         coefs[t] = stepper.x0_coef(t, s, state)
         stepper.step(torch.zeros(1), torch.zeros(1), t, s, state)
+    default = schema()["properties"]["generation"]["properties"]["guide_min_coef"]["default"]
     runs = {}
-    for floor in (0.0, 0.05):
+    for floor in (0.0, default):
         called.clear()
         diag = []
         gen = torch.Generator().manual_seed(0)
@@ -597,10 +598,10 @@ def test_guidance_is_skipped_where_it_cannot_move_the_step_mean():
                              generator=gen, diagnostics=diag, guide_min_coef=floor)  # fmt: skip
         assert called == [t for t in grid if abs(coefs[t]) >= floor]
         assert [d["shift_rms"] > 0 for d in diag] == [t in called for t in grid]
-    assert len(called) == len(grid) - 6  # the 6 noisiest steps of 20 (schema description)
+    assert len(called) == len(grid) - 9  # the 9 noisiest steps of 20 (schema description)
     skipped = sum(abs(c) for t, c in coefs.items() if t not in called)
-    assert skipped < 0.01 * sum(abs(c) for c in coefs.values())  # under 1 % of the total move
-    torch.testing.assert_close(runs[0.05], runs[0.0], atol=0.01, rtol=0)
+    assert skipped < 0.06 * sum(abs(c) for c in coefs.values())  # under 6 % of the total move
+    torch.testing.assert_close(runs[default], runs[0.0], atol=0.05, rtol=0)
 
 
 def test_mean_move_diagnostics_of_a_ddim_step():

@@ -108,8 +108,10 @@ def test_evaluation_stage_writes_every_model_and_pair(setup):
     assert trtr["ratio"].isna().all() and (trtr["n_synthetic"] == 0).all()
     pairs = pd.read_csv(out.paired)
     assert list(pairs.columns) == PAIRED_COLUMNS
-    # vs real: 3 methods x 4 arms; vs conditional: 2 methods x 4 arms; 2 metrics each
-    assert len(pairs) == (3 * 4 + 2 * 4) * 2 and (pairs["n_seeds"] == settings.seeds).all()
+    # vs real: 3 methods x 4 arms; vs conditional: 2 methods x 4 arms; vs tardiff: jitter (not
+    # conditional, already compared the other way round) x 4 arms; 2 metrics each
+    assert len(pairs) == (3 * 4 + 2 * 4 + 4) * 2 and (pairs["n_seeds"] == settings.seeds).all()
+    assert set(pairs.loc[pairs.baseline == "tardiff", "method"]) == {"jitter"}
     assert set(pairs["verdict"]) <= {"improves", "worse", "no detectable difference"}
     again = layout.metrics()
     collect_tables(inputs={"utility": [out.utility, out.utility], "paired": [out.paired]},

@@ -72,7 +72,7 @@ def _check_evaluation_outputs(layout, config):
     assert np.isfinite(metrics.to_numpy()).all() and metrics.to_numpy().min() >= 0
     assert metrics.to_numpy().max() <= 1
     main = utility[utility["fraction"] == 1.0]
-    methods = 4  # conditional, tardiff, classifier_guidance, jitter
+    methods = 6  # conditional, tardiff, classifier_guidance, cfg, influence_filter, jitter
     per_pair = seeds * (1 + methods * (1 + len(ratios) + len(multiples)))
     n_pairs = sum(len(e["tasks"]) for e in config["datasets"].values())
     assert len(main) == per_pair * n_pairs
@@ -84,12 +84,12 @@ def _check_evaluation_outputs(layout, config):
     assert set(scarce["protocol"]) == {"TRTR", "TSRTR"} and (scarce["ratio"].dropna() == 1).all()
     paired = pd.read_csv(layout.metrics().paired)
     assert list(paired.columns) == PAIRED_COLUMNS and (paired["n_seeds"] == seeds).all()
-    assert set(paired["baseline"]) == {"real", "conditional"}
+    assert set(paired["baseline"]) == {"real", "conditional", "tardiff"}
     assert (paired["delta_lo"] <= paired["delta_hi"]).all()
     for name, entry in config["datasets"].items():
         for task in entry["tasks"]:
             selection = json.loads(Path(layout.selection(name, task)).read_text())
-            assert set(selection["methods"]) == {"tardiff", "classifier_guidance"}
+            assert set(selection["methods"]) == {"tardiff", "classifier_guidance", "cfg"}
             rows = main[(main.dataset == name) & (main.task == task)]
             for method, chosen in rows.groupby("method")["scale"]:
                 if method in selection["methods"]:
@@ -111,7 +111,8 @@ def _figures_and_tables(layout, config):
 def _check_study_outputs(layout, config):
     """fidelity.csv, privacy.csv, the guidance studies, every figure and table: well-formed."""
     seeds, pairs = config["evaluation"]["seeds"], _base_pairs(config)
-    synthetic = ["conditional", "tardiff", "classifier_guidance", "jitter"]
+    synthetic = ["conditional", "tardiff", "classifier_guidance", "cfg", "influence_filter",
+                 "jitter"]  # fmt: skip
     fidelity = pd.read_csv(layout.metrics().fidelity)
     assert list(fidelity.columns) == FIDELITY_COLUMNS and np.isfinite(fidelity["value"]).all()
     assert set(fidelity["method"]) == {"real_holdout", "real", *synthetic}
@@ -187,6 +188,8 @@ def test_end_to_end_test_config(test_config_run):
                 ("conditional", 0),
                 ("tardiff", 0.1),
                 ("classifier_guidance", 0.1),
+                ("cfg", 1),
+                ("influence_filter", 0),
             ]:
                 samples = pd.read_parquet(layout.synthetic(name, task, method, scale, 1).samples)
                 assert task in samples.columns and samples[task].nunique() == 2

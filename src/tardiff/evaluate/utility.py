@@ -11,8 +11,8 @@ The scarcity study (a dataset whose train split was subsampled) evaluates TRTR a
 Outputs: ``utility.csv``, one row per model (AUROC, AUPRC, minority-class F1 at the threshold that
 maximises it on validation ``select``, each with a 95 % stratified bootstrap interval over test
 stays, :mod:`tardiff.evaluate.metrics`) and ``paired.csv``, the paired differences of every method,
-protocol and ratio against ``real`` (TRTR of the same seed) and against ``conditional`` (same
-protocol and ratio), pooled over seeds with a seed-and-stay bootstrap.
+protocol and ratio against ``real`` (TRTR of the same seed) and against ``conditional`` and
+``tardiff`` (same protocol and ratio), pooled over seeds with a seed-and-stay bootstrap.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ UTILITY_COLUMNS = [
     *(f"{c}{s}" for c in COLUMNS.values() for s in ("", "_lo", "_hi")),
     "f1_threshold", "n_real", "n_synthetic",
 ]  # fmt: skip
+#: methods every other method is compared with, in ``paired.csv`` (where they were evaluated)
+BASELINES = ("real", "conditional", "tardiff")
 PAIRED_COLUMNS = [
     "dataset", "task", "method", "baseline", "protocol", "ratio", "fraction", "metric",
     "delta", "delta_lo", "delta_hi", "share_positive", "n_seeds", "verdict",
@@ -105,13 +107,15 @@ def _arm(table: pd.DataFrame, method: str, protocol: str, ratio) -> pd.DataFrame
 def paired_table(
     table: pd.DataFrame, test_logits: np.ndarray, y_test: np.ndarray, resamples: int, seed: int
 ) -> pd.DataFrame:
-    """Paired differences (AUROC, AUPRC) of each method/protocol/ratio against the baselines."""
+    """Paired differences (AUROC, AUPRC) of each method/protocol/ratio against ``BASELINES``
+    (a baseline method is not compared with a later baseline: that difference is the reverse of
+    one already in the table)."""
     out = []
     arms = table[table["method"] != "real"][["method", "protocol", "ratio"]].drop_duplicates()
     for method, protocol, ratio in arms.itertuples(index=False):
         a = _arm(table, method, protocol, ratio).set_index("seed")
-        for baseline in ("real", "conditional"):
-            if baseline == method:
+        for i, baseline in enumerate(BASELINES):
+            if method in BASELINES[: i + 1]:
                 continue
             b = (_arm(table, "real", "TRTR", None) if baseline == "real"
                  else _arm(table, baseline, protocol, ratio)).set_index("seed")  # fmt: skip
