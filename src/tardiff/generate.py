@@ -2,7 +2,7 @@
 
 Methods (:data:`tardiff.methods.METHODS`): ``conditional`` (label-conditional diffusion, no
 guidance, scale 0), ``tardiff`` (influence guidance) and ``classifier_guidance`` (∇x log p(y|x)),
-each at one scale of its grid ``generation.scales`` (see :mod:`tardiff.guidance.terms`); opt-in:
+each at one scale of its grid ``generation.scales`` (see :mod:`tardiff.guidance.terms`),
 ``cfg`` (classifier-free guidance, ε̂ = (1+s) ε̂(x, y) - s ε̂(x, ∅) on the model output, scale s
 from ``generation.scales.cfg``; s = 0 is conditional sampling exactly) and ``influence_filter``
 (no scale: ``generation.filter_factor`` k times the conditional samples of each class, the
