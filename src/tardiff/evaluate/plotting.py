@@ -24,11 +24,10 @@ from matplotlib.figure import Figure
 
 from tardiff.io import atomic_path
 
-METHOD_ORDER = ("real", "conditional", "tardiff", "classifier_guidance", "cfg",
-                "influence_filter", "jitter")  # fmt: skip
 COLOURS = {"real": "black", "conditional": "tab:blue", "tardiff": "tab:red",
            "classifier_guidance": "tab:green", "cfg": "tab:purple",
            "influence_filter": "tab:orange", "jitter": "tab:gray"}  # fmt: skip
+METHOD_ORDER = tuple(COLOURS)  # the order methods are shown in
 EXTRA_COLOURS = ("tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 ORDERS: Mapping[str, Sequence[str]] = {"method": METHOD_ORDER, "baseline": METHOD_ORDER}
 BAND_NOTE = "line: mean over seeds; band: min–max over seeds"
