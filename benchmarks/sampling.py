@@ -64,7 +64,7 @@ def _rate(model, schedule, labels, args, sampler, steps, guidance) -> float:
         generate(
             model, schedule, labels, args.seq_len, args.features, batch_size=args.batch,
             sampler=sampler, steps=steps, eta=1.0, guidance=guidance, seed=0, progress=False,
-            guide_min_coef=args.guide_min_coef,
+            guide_skip_share=args.guide_skip_share,
         )  # fmt: skip
         best = min(best, time.perf_counter() - start)
     return len(labels) / best
@@ -85,7 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="config/config.yaml", help="model sizes, sampler")
     parser.add_argument("--arch", choices=["gru", "tcn"], help="classifier (default: config's)")
-    parser.add_argument("--guide-min-coef", type=float, help="default: the config's")
+    parser.add_argument("--guide-skip-share", type=float, help="default: the config's")
     parser.add_argument("--n", type=int, default=256, help="samples per setting")
     parser.add_argument("--batch", type=int, help="default: the config's generation.batch_size")
     parser.add_argument("--seq-len", type=int, default=24)
@@ -101,8 +101,8 @@ def main() -> None:
 
     config = load_config(args.config)
     gen = GenerationSettings.from_config(config["generation"])
-    if args.guide_min_coef is None:
-        args.guide_min_coef = gen.guide_min_coef
+    if args.guide_skip_share is None:
+        args.guide_skip_share = gen.guide_skip_share
     if args.batch is None:
         args.batch = gen.batch_size
     model, schedule, classifier, G = _models(args, config)
@@ -130,7 +130,7 @@ def main() -> None:
           f"{d['channel_mults']} x {d['num_res_blocks']} res blocks, "
           f"{args.arch or config['classifier']['arch']} classifier hidden "
           f"{config['classifier']['hidden']}, normalize {gen.normalize}, "
-          f"guide_min_coef {args.guide_min_coef:g}")  # fmt: skip
+          f"guide_skip_share {args.guide_skip_share:g}")  # fmt: skip
     x = torch.randn(args.batch, args.seq_len, args.features)
     y = torch.as_tensor(labels[: args.batch])
     secs = {k: _term_seconds(h, x, y, args.term_repeat) for k, h in hooks.items()}

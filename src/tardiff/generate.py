@@ -157,7 +157,7 @@ def _settings_record(
         "batch_size": settings.batch_size,
         "fd_eps": settings.fd_eps if fd else None,
         "clip_x0": settings.clip_x0,
-        "guide_min_coef": settings.guide_min_coef if gradient else None,
+        "guide_skip_share": settings.guide_skip_share if gradient else None,
     }
 
 
@@ -197,7 +197,7 @@ class _Run:
                 self.model, self.schedule, labels, *self.shape, batch_size=st.batch_size,
                 sampler=st.sampler, steps=st.steps, eta=st.eta, guidance=self.guidance,
                 seed=seed, device=self.device, progress=True, cfg_scale=cfg, clip_x0=st.clip_x0,
-                guide_min_coef=st.guide_min_coef,
+                guide_skip_share=st.guide_skip_share,
             )  # fmt: skip
         except FloatingPointError as err:
             what = f"method {self.method} (scale {self.scale:g}), seed {seed}"

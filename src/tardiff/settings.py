@@ -155,7 +155,7 @@ class GenerationSettings(_Section):
     normalize: str
     fd_eps: float
     clip_x0: float | None
-    guide_min_coef: float
+    guide_skip_share: float
     filter_factor: int
     n_samples: int | None
     batch_size: int

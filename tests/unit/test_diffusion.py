@@ -19,6 +19,7 @@ from tardiff.diffusion.samplers import (
     ddim_mean_std,
     ddpm_mean_std,
     generate,
+    guided_steps,
     logsnr_grid,
     sample,
     timestep_grid,
@@ -574,6 +575,25 @@ def test_x0_coef_is_the_move_of_the_step_mean():
         torch.testing.assert_close(moved, torch.full_like(moved, 0.1 * coef), rtol=1e-9, atol=1e-12)
 
 
+def _coefs_by_stepping(stepper, grid):
+    """|c1| of each step, read off a run of the stepper itself (zeros in, so x plays no part)."""
+    coefs, state = [], stepper.new_state()
+    for i, t in enumerate(grid):
+        s = grid[i + 1] if i + 1 < len(grid) else -1
+        coefs.append(abs(stepper.x0_coef(t, s, state)))
+        stepper.step(torch.zeros(1), torch.zeros(1), t, s, state)
+    return coefs
+
+
+def test_guided_steps_skip_the_longest_prefix_within_the_share():
+    assert guided_steps([1, 2, 3, 4], 0.0) == [True] * 4
+    assert guided_steps([1, 2, 3, 4], 0.1) == [False, True, True, True]  # 1 <= 1
+    assert guided_steps([1, 2, 3, 4], 0.29) == [False, True, True, True]  # 1 + 2 > 2.9
+    assert guided_steps([1, 2, 3, 4], 0.3) == [False, False, True, True]
+    assert guided_steps([0, 0, 5, 5], 0.0) == [True] * 4  # 0 guides every step
+    assert guided_steps([0, 0, 5, 5], 0.1) == [False, False, True, True]
+
+
 def test_guidance_is_skipped_where_it_cannot_move_the_step_mean():
     sch = NoiseSchedule(cosine_betas(1000), "v")
     y = torch.tensor([0, 1] * 4)
@@ -583,25 +603,37 @@ def test_guidance_is_skipped_where_it_cannot_move_the_step_mean():
         called.append(t)
         return torch.full_like(x0, 0.1)
 
-    coefs, state, grid = {}, stepper.new_state(), stepper.grid(25)
-    for i, t in enumerate(grid):  # the x0 coefficients of the run (they do not depend on x)
-        s = grid[i + 1] if i + 1 < len(grid) else -1
-        coefs[t] = stepper.x0_coef(t, s, state)
-        stepper.step(torch.zeros(1), torch.zeros(1), t, s, state)
-    default = schema()["properties"]["generation"]["properties"]["guide_min_coef"]["default"]
+    grid = stepper.grid(25)
+    coefs = dict(zip(grid, _coefs_by_stepping(stepper, grid), strict=True))
+    assert list(coefs.values()) == stepper.x0_coefs(grid)
+    default = schema()["properties"]["generation"]["properties"]["guide_skip_share"]["default"]
     runs = {}
-    for floor in (0.0, default):
+    for share in (0.0, default):
         called.clear()
         diag = []
         gen = torch.Generator().manual_seed(0)
-        runs[floor] = sample(GaussianOracle(sch), sch, y, 4, 2, "dpm_solver++", 25, guidance=hook,
-                             generator=gen, diagnostics=diag, guide_min_coef=floor)  # fmt: skip
-        assert called == [t for t in grid if abs(coefs[t]) >= floor]
+        runs[share] = sample(GaussianOracle(sch), sch, y, 4, 2, "dpm_solver++", 25, guidance=hook,
+                             generator=gen, diagnostics=diag, guide_skip_share=share)  # fmt: skip
         assert [d["shift_rms"] > 0 for d in diag] == [t in called for t in grid]
-    assert len(called) == len(grid) - 9  # the 9 noisiest steps of 20 (schema description)
-    skipped = sum(abs(c) for t, c in coefs.items() if t not in called)
-    assert skipped < 0.06 * sum(abs(c) for c in coefs.values())  # under 6 % of the total move
+    assert called == grid[9:]  # the 9 noisiest steps of 20 are skipped (schema description)
+    skipped = sum(c for t, c in coefs.items() if t not in called)
+    assert skipped <= default * sum(coefs.values()) < skipped + coefs[grid[9]]
     torch.testing.assert_close(runs[default], runs[0.0], atol=0.05, rtol=0)
+
+
+@pytest.mark.parametrize(("sampler", "steps", "eta"), [("ddim", 20, 1.0), ("ddim", 50, 0.0),
+                                                        ("ddpm", 50, 1.0)])  # fmt: skip
+def test_the_skipped_share_of_the_move_does_not_depend_on_the_sampler(sampler, steps, eta):
+    sch = NoiseSchedule(cosine_betas(50 if sampler == "ddpm" else 1000), "v")
+    stepper = STEPPERS[sampler](sch, eta)
+    grid, called = stepper.grid(steps), []
+    coefs = _coefs_by_stepping(stepper, grid)
+    hook = lambda x0, x_t, y, t, sigma: called.append(t) or torch.zeros_like(x0)  # noqa: E731
+    sample(GaussianOracle(sch), sch, torch.tensor([0, 1]), 3, 2, sampler, steps, eta,
+           guidance=hook, guide_skip_share=0.06)  # fmt: skip
+    skip = len(grid) - len(called)
+    assert called == grid[skip:] and skip >= 1
+    assert sum(coefs[:skip]) <= 0.06 * sum(coefs) < sum(coefs[: skip + 1])
 
 
 def test_mean_move_diagnostics_of_a_ddim_step():

@@ -109,7 +109,7 @@ def test_generation_stage_end_to_end(stages, tmp_path, method):
     np.testing.assert_allclose(diag["ratio"], diag["shift_rms"] / diag["sigma"])
     if method == "conditional":
         assert (diag["shift_rms"] == 0).all() and info["scale"] == 0
-    else:  # guided where |c1| >= guide_min_coef: the less noisy steps, the last (c1 = 1) always
+    else:  # guide_skip_share leaves out a run of the noisiest steps; the last is always guided
         for _, batch in diag.groupby("batch"):
             guided = batch["shift_rms"] > 0
             assert guided.is_monotonic_increasing and guided.iloc[-1]

@@ -146,6 +146,14 @@ class Stepper:
         """Coefficient of ``x0_hat`` in the mean of the next :meth:`step` (before it runs)."""
         raise NotImplementedError
 
+    def x0_coefs(self, grid: list[int]) -> list[float]:
+        """``|c1|`` of every step of a run on ``grid`` (they do not depend on the samples)."""
+        state, coefs = self.new_state(), []
+        for t, s in zip(grid, [*grid[1:], -1], strict=True):
+            coefs.append(abs(self.x0_coef(t, s, state)))
+            self.step(torch.zeros(1), torch.zeros(1), t, s, state)
+        return coefs
+
 
 class DDPMStepper(Stepper):
     """Ancestral step ``x_{t-1} = c1_t x0_hat + c2_t x_t + sqrt(beta~_t) z`` on every timestep."""
@@ -223,6 +231,20 @@ STEPPERS: dict[str, type[Stepper]] = {
 SAMPLERS = tuple(STEPPERS)
 
 
+def guided_steps(coefs: list[float], skip_share: float) -> list[bool]:
+    """Which steps to guide: all but the longest run of first (noisiest) steps whose ``|c1|``
+    sum to at most ``skip_share`` of the run's total (the share of a constant shift's move); 0
+    guides every step."""
+    if skip_share <= 0:
+        return [True] * len(coefs)
+    budget, spent, skip = skip_share * sum(coefs), 0.0, 0
+    for c in coefs:
+        if spent + c > budget:
+            break
+        spent, skip = spent + c, skip + 1
+    return [i >= skip for i in range(len(coefs))]
+
+
 def _randn(shape, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     """Standard normal noise drawn on the generator's device (CPU by default), moved to device."""
     gen_device = generator.device if generator is not None else torch.device("cpu")
@@ -295,7 +317,7 @@ def sample(
     diagnostics: list | None = None,
     cfg_scale: float = 0.0,
     clip_x0: float | None = None,
-    guide_min_coef: float = 0.0,
+    guide_skip_share: float = 0.0,
 ) -> torch.Tensor:
     """Draw ``(B, seq_len, n_features)`` samples of classes ``y`` (runs on ``y``'s device).
 
@@ -303,12 +325,17 @@ def sample(
     from ``generator`` (drawn on its device, then moved). If ``diagnostics`` is a list, one dict
     per step is appended: step, t, sigma, shift_rms (0 without guidance), x0_rms (of the model's
     ``x0_hat``, before the shift), mean_move (``|c1| * shift_rms``, the RMS move of the step mean
-    caused by guidance) and mean_move_ratio (mean_move / sigma).
+    caused by guidance) and mean_move_ratio (mean_move / sigma). ``guide_skip_share`` leaves the
+    guidance out of the first steps that together move the mean by at most that share of the
+    run's summed ``|c1|`` (:func:`guided_steps`; 0 guides every step).
     """
     if sampler not in STEPPERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     stepper = STEPPERS[sampler](schedule, eta)
     grid, state = stepper.grid(steps), stepper.new_state()
+    guided = [False] * len(grid)
+    if guidance is not None:
+        guided = guided_steps(stepper.x0_coefs(grid), guide_skip_share)
     x = _randn((len(y), seq_len, n_features), generator, y.device)
     for i, t in enumerate(grid):
         s = grid[i + 1] if i + 1 < len(grid) else -1
@@ -317,8 +344,7 @@ def sample(
         noise_sd = stepper.noise_sd(t, s)
         sigma_t = noise_sd if noise_sd > 0 else float(schedule.sqrt_one_minus_alphas_cumprod[t])
         coef = 0.0 if guidance is None else stepper.x0_coef(t, s, state)
-        guided = guidance is not None and abs(coef) >= guide_min_coef
-        shift = _guide(guidance, x0, x, y, t, sigma_t, i) if guided else None
+        shift = _guide(guidance, x0, x, y, t, sigma_t, i) if guided[i] else None
         if diagnostics is not None:
             diagnostics.append(_diagnostics(i, t, sigma_t, shift, x0, coef))
         with torch.no_grad():
@@ -345,7 +371,7 @@ def generate(
     progress: bool = True,
     cfg_scale: float = 0.0,
     clip_x0: float | None = None,
-    guide_min_coef: float = 0.0,
+    guide_skip_share: float = 0.0,
 ) -> tuple[np.ndarray, list[dict]]:
     """Sample one series per entry of ``labels`` in mini-batches; returns float32 ``(N, T, C)``.
 
@@ -374,7 +400,7 @@ def generate(
             x = sample(
                 model, schedule, y, seq_len, n_features, sampler, steps, eta,
                 guidance=guidance, generator=generator, diagnostics=steps_diag,
-                cfg_scale=cfg_scale, clip_x0=clip_x0, guide_min_coef=guide_min_coef,
+                cfg_scale=cfg_scale, clip_x0=clip_x0, guide_skip_share=guide_skip_share,
             )  # fmt: skip
         except FloatingPointError as err:
             raise FloatingPointError(f"batch {b}, {err}") from err
