@@ -26,8 +26,9 @@ import time
 import numpy as np
 import torch
 
-from tardiff.diffusion.samplers import SAMPLERS, STEPPERS, generate
+from tardiff.diffusion.samplers import generate
 from tardiff.diffusion.schedule import BETAS, NoiseSchedule
+from tardiff.diffusion.steppers import SAMPLERS, STEPPERS
 
 #: (sampler, eta, steps); eta None: the sampler has no eta (passes the default)
 GRID = [

@@ -46,7 +46,8 @@ from tardiff.data import (
     sample_labels,
     to_timeseries_frame,
 )
-from tardiff.diffusion.samplers import STEPPERS, generate
+from tardiff.diffusion.samplers import generate
+from tardiff.diffusion.steppers import STEPPERS
 from tardiff.diffusion.train import load_diffusion
 from tardiff.guidance.influence import load_influence
 from tardiff.guidance.terms import REFERENCE_SCALED, Guidance, sample_influence

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from tardiff.config import ConfigError, load_config, schema, validate_config
-from tardiff.diffusion.samplers import STEPPERS
 from tardiff.diffusion.schedule import BETAS, PREDICTIONS
+from tardiff.diffusion.steppers import STEPPERS
 from tardiff.generate import METHODS
 from tardiff.guidance.influence import select_source
 from tardiff.guidance.terms import REFERENCE_SCALED, TERMS, Guidance

@@ -13,18 +13,21 @@ from nan_denoiser import NaNAfter
 
 from tardiff.config import ConfigError, schema
 from tardiff.diffusion import train as train_mod
-from tardiff.diffusion.samplers import (
+from tardiff.diffusion.samplers import generate, sample
+from tardiff.diffusion.schedule import (
+    NoiseSchedule,
+    cosine_betas,
+    linear_betas,
+    logsnr_grid,
+    timestep_grid,
+)
+from tardiff.diffusion.steppers import (
     SAMPLERS,
     STEPPERS,
     ddim_mean_std,
     ddpm_mean_std,
-    generate,
     guided_steps,
-    logsnr_grid,
-    sample,
-    timestep_grid,
 )
-from tardiff.diffusion.schedule import NoiseSchedule, cosine_betas, linear_betas
 from tardiff.diffusion.train import (
     load_diffusion,
     run_diffusion_stage,
