@@ -121,9 +121,8 @@ def sample(
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     stepper = STEPPERS[sampler](schedule, eta)
     grid, state = stepper.grid(steps), stepper.new_state()
-    guided = [False] * len(grid)
-    if guidance is not None:
-        guided = guided_steps(stepper.x0_coefs(grid), guide_skip_share)
+    coefs = [0.0] * len(grid) if guidance is None else stepper.x0_coefs(grid)
+    guided = [False] * len(grid) if guidance is None else guided_steps(coefs, guide_skip_share)
     x = _randn((len(y), seq_len, n_features), generator, y.device)
     for i, t in enumerate(grid):
         s = grid[i + 1] if i + 1 < len(grid) else -1
@@ -131,10 +130,9 @@ def sample(
         _require_finite(x0, "x0_hat (denoiser output)", i, t)
         noise_sd = stepper.noise_sd(t, s)
         sigma_t = noise_sd if noise_sd > 0 else float(schedule.sqrt_one_minus_alphas_cumprod[t])
-        coef = 0.0 if guidance is None else stepper.x0_coef(t, s, state)
         shift = _guide(guidance, x0, x, y, t, sigma_t, i) if guided[i] else None
         if diagnostics is not None:
-            diagnostics.append(_diagnostics(i, t, sigma_t, shift, x0, coef))
+            diagnostics.append(_diagnostics(i, t, sigma_t, shift, x0, coefs[i]))
         with torch.no_grad():
             x, sd = stepper.step(x, x0 if shift is None else x0 + shift, t, s, state)
             if sd > 0:
