@@ -31,7 +31,8 @@ from tardiff.config import load_config
 from tardiff.diffusion.samplers import generate
 from tardiff.diffusion.schedule import NoiseSchedule
 from tardiff.diffusion.train import train_diffusion
-from tardiff.guidance.terms import REFERENCE_SCALED, RNN_PATHS, Guidance
+from tardiff.guidance.hook import REFERENCE_SCALED, Guidance
+from tardiff.guidance.terms import RNN_PATHS
 from tardiff.models.classifier import build_classifier
 from tardiff.settings import DiffusionSettings, GenerationSettings
 

@@ -173,13 +173,13 @@ def sample_labels(
     y_train: np.ndarray, n_samples: int | None, seed: int, minority_multiple: float = 1.0
 ) -> np.ndarray:
     """``n_samples`` labels (default ``len(y_train)``) with the train class ratio, the minority
-    class topped up to ``minority_multiple`` times its train count, shuffled."""
+    class topped up to ``minority_multiple`` times its count at that ratio (with the default
+    ``n_samples``, its train count), shuffled."""
     n = len(y_train) if n_samples is None else int(n_samples)
     n_pos = int(round(n * float(np.mean(y_train))))
     counts = [n - n_pos, n_pos]
     minority = minority_label(y_train)
-    wanted = int(np.ceil(minority_multiple * np.sum(y_train == minority) - 1e-9))
-    counts[minority] = max(counts[minority], wanted)
+    counts[minority] = int(np.ceil(max(1.0, minority_multiple) * counts[minority] - 1e-9))
     labels = np.r_[np.zeros(counts[0], np.int64), np.ones(counts[1], np.int64)]
     return np.random.default_rng(seed).permutation(labels)
 

@@ -49,12 +49,14 @@ from tardiff.data import (
 from tardiff.diffusion.samplers import generate
 from tardiff.diffusion.steppers import STEPPERS
 from tardiff.diffusion.train import load_diffusion
+from tardiff.guidance.hook import REFERENCE_SCALED, Guidance
 from tardiff.guidance.influence import load_influence
-from tardiff.guidance.terms import REFERENCE_SCALED, Guidance, sample_influence
+from tardiff.guidance.per_sample import Loss, loss_for
+from tardiff.guidance.terms import sample_influence
 from tardiff.io import write_csv, write_json, write_parquet
 from tardiff.layout import SyntheticFiles
 from tardiff.methods import GRADIENT_KINDS, METHODS
-from tardiff.models.train_classifier import checkpoint_transform, load_classifier
+from tardiff.models.train_classifier import checkpoint_transform, load_classifier, predict_logits
 from tardiff.runtime import check_memory, measured, pick_device, seed_everything
 from tardiff.settings import GenerationSettings
 
@@ -93,6 +95,7 @@ def _guidance(
     settings: GenerationSettings,
     scale: float,
     reference: tuple[torch.Tensor, torch.Tensor] | None = None,
+    loss: Loss | None = None,
 ) -> Guidance | None:
     """The classifier-gradient hook of ``method`` at ``scale`` (None for the other methods)."""
     kind = METHODS[method]
@@ -110,13 +113,28 @@ def _guidance(
         normalize=settings.normalize,
         fd_eps=settings.fd_eps,
         reference=reference,
+        loss=loss if kind == "tardiff" and loss is not None else loss_for(None),
+        preserve=settings.preserve,
     )
 
 
-def _influence(classifier, G, x_norm: np.ndarray, labels: np.ndarray, device) -> np.ndarray:
-    """Sample influence G·∇φℓ of every sample."""
-    xs, ys = torch.as_tensor(x_norm, device=device), torch.as_tensor(labels, device=device)
-    return sample_influence(classifier, G, xs, ys).cpu().numpy()
+def _influence(run: _Run, x_norm: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
+    """Sample influence G·∇φℓ of every sample (G's loss); non-finite raises naming the seed."""
+    xs = torch.as_tensor(x_norm, device=run.device)
+    ys = torch.as_tensor(labels, device=run.device)
+    try:
+        return sample_influence(run.classifier, run.G, xs, ys, loss=run.loss).cpu().numpy()
+    except FloatingPointError as err:
+        raise FloatingPointError(f"{run.what(seed)}: {err}") from err
+
+
+@torch.no_grad()
+def own_label_share(classifier, x_norm: np.ndarray, labels: np.ndarray, device) -> dict:
+    """Per class, the share of samples the classifier assigns to their own label (logit > 0 ↔
+    1)."""
+    logits = predict_logits(classifier, x_norm, device)
+    agree = (logits > 0).astype(np.int64) == labels
+    return {str(c): float(agree[labels == c].mean()) for c in (0, 1) if (labels == c).any()}
 
 
 def _by_class(s: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -125,17 +143,22 @@ def _by_class(s: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return {**influence, "all": float(s.mean())}
 
 
-def top_influence(scores: np.ndarray, drawn: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def top_influence(
+    scores: np.ndarray, drawn: np.ndarray, labels: np.ndarray, own: np.ndarray | None = None
+) -> np.ndarray:
     """Rows of the drawn samples kept, aligned with ``labels``: for each class c the
     ``(labels == c).sum()`` highest ``scores`` among ``drawn == c`` (ties: the earlier row), in
-    drawn order, at the positions of class c in ``labels``."""
+    drawn order, at the positions of class c in ``labels``. With ``own`` (True where the
+    classifier assigns a drawn sample to its own label) those samples are ranked first: a
+    sample that looks like the other class is kept only when too few keep their label."""
     keep = np.empty(len(labels), np.int64)
+    first = np.ones(len(drawn), bool) if own is None else own
     for c in (0, 1):
         slots, pool = np.flatnonzero(labels == c), np.flatnonzero(drawn == c)
         if len(slots) > len(pool):
             raise ValueError(f"class {c}: {len(slots)} samples needed, {len(pool)} drawn")
-        best = pool[np.argsort(-scores[pool], kind="stable")[: len(slots)]]
-        keep[slots] = np.sort(best)
+        order = np.lexsort((-scores[pool], ~first[pool]))  # own label first, then by score
+        keep[slots] = np.sort(pool[order[: len(slots)]])
     return keep
 
 
@@ -159,6 +182,9 @@ def _settings_record(
         "fd_eps": settings.fd_eps if fd else None,
         "clip_x0": settings.clip_x0,
         "guide_skip_share": settings.guide_skip_share if gradient else None,
+        "shift_schedule": settings.shift_schedule if gradient else None,
+        "shift_cutoff": settings.shift_cutoff if gradient else None,
+        "preserve": settings.preserve if kind == "tardiff" else None,
     }
 
 
@@ -171,7 +197,8 @@ def _load(stays, timeseries, task, diffusion, classifier, influence, device):
     clf, cckpt = load_classifier(classifier, device)
     _check_transform(transform, checkpoint_transform(cckpt), str(classifier))
     inf = load_influence(influence, clf)
-    return prepared, model, schedule, clf, inf["G"].to(device), inf["source"]
+    G, loss = inf["G"].to(device), loss_for(inf.get("pos_weight"))
+    return prepared, model, schedule, clf, G, loss, inf["source"]
 
 
 @dataclass
@@ -185,9 +212,13 @@ class _Run:
     schedule: Any
     classifier: Any
     G: torch.Tensor
+    loss: Loss
     guidance: Guidance | None
     shape: tuple[int, int]
     device: Any
+
+    def what(self, seed: int) -> str:
+        return f"method {self.method} (scale {self.scale:g}), seed {seed}"
 
     def sample(self, labels: np.ndarray, seed: int) -> tuple[np.ndarray, list[dict]]:
         """Normalised samples of ``labels`` and the per-step diagnostics."""
@@ -198,11 +229,11 @@ class _Run:
                 self.model, self.schedule, labels, *self.shape, batch_size=st.batch_size,
                 sampler=st.sampler, steps=st.steps, eta=st.eta, guidance=self.guidance,
                 seed=seed, device=self.device, progress=True, cfg_scale=cfg, clip_x0=st.clip_x0,
-                guide_skip_share=st.guide_skip_share,
+                guide_skip_share=st.guide_skip_share, shift_schedule=st.shift_schedule,
+                shift_cutoff=st.shift_cutoff,
             )  # fmt: skip
         except FloatingPointError as err:
-            what = f"method {self.method} (scale {self.scale:g}), seed {seed}"
-            raise FloatingPointError(f"{what}: {err}") from err
+            raise FloatingPointError(f"{self.what(seed)}: {err}") from err
 
     def draw(self, labels: np.ndarray, seed: int):
         """Samples, diagnostics, their influence (None: not computed yet) and extra record
@@ -212,10 +243,9 @@ class _Run:
         k = self.settings.filter_factor
         drawn = np.tile(labels, k)
         x, diagnostics = self.sample(drawn, seed)
-        scores = _influence(self.classifier, self.G, x, drawn, self.device)
-        if not np.isfinite(scores).all():
-            raise FloatingPointError(f"method {self.method}, seed {seed}: non-finite influence")
-        keep = top_influence(scores, drawn, labels)
+        scores = _influence(self, x, drawn, seed)
+        logits = predict_logits(self.classifier, x, self.device)
+        keep = top_influence(scores, drawn, labels, (logits > 0).astype(np.int64) == drawn)
         extra = {"filter_factor": k, "n_drawn": len(drawn),
                  "drawn_mean_sample_influence": _by_class(scores, drawn)}  # fmt: skip
         return x[keep], diagnostics, scores[keep], extra
@@ -223,19 +253,23 @@ class _Run:
 
 def _start(loaded, method, scale, settings, seeds, minority_multiple, device) -> _Run:
     """The shared state of a job; the reference batch only where ``normalize`` needs it."""
-    prepared, model, schedule, clf, G, _ = loaded
+    prepared, model, schedule, clf, G, loss, _ = loaded
     reference = None
     if settings.normalize in REFERENCE_SCALED and METHODS[method] in GRADIENT_KINDS:
         y_train = prepared.y["train"]
         labels = sample_labels(y_train, settings.n_samples, seeds[0], minority_multiple)
         x_ref, y_ref = reference_batch(prepared.x["train"], y_train, labels)
         reference = (torch.as_tensor(x_ref, device=device), torch.as_tensor(y_ref, device=device))
-    guidance = _guidance(method, clf, G, settings, scale, reference)
+    try:
+        guidance = _guidance(method, clf, G, settings, scale, reference, loss)
+    except FloatingPointError as err:
+        what = f"method {method} (scale {scale:g}), reference batch of seed {seeds[0]}"
+        raise FloatingPointError(f"{what}: {err}") from err
     shape = (prepared.seq_len, len(prepared.features))
-    return _Run(method, scale, settings, model, schedule, clf, G, guidance, shape, device)
+    return _Run(method, scale, settings, model, schedule, clf, G, loss, guidance, shape, device)
 
 
-def _seed_info(seed: int, labels: np.ndarray, watch, scores: np.ndarray, diag) -> dict:
+def _seed_info(seed: int, labels: np.ndarray, watch, scores, diag, own_label: dict) -> dict:
     """One seed's counts, cost, mean sample influence by class and mean shift ratios."""
     return {
         "seed": seed,
@@ -245,6 +279,7 @@ def _seed_info(seed: int, labels: np.ndarray, watch, scores: np.ndarray, diag) -
         "samples_per_s": len(labels) / watch.wall_s if watch.wall_s > 0 else None,
         "peak_rss_mb": watch.peak_rss_mb,
         "mean_sample_influence": _by_class(scores, labels),
+        "classifier_own_label_share": own_label,
         "mean_shift_ratio": float(diag["ratio"].mean()) if len(diag) else 0.0,
         "mean_move_ratio": float(diag["mean_move_ratio"].mean()) if len(diag) else 0.0,
     }
@@ -293,8 +328,9 @@ def run_generation_stage(
         diag["ratio"] = diag["shift_rms"] / diag["sigma"]
         write_csv(diag, out.diagnostics)
         if scores is None:
-            scores = _influence(run.classifier, run.G, x_norm, labels, torch_device)
-        info = {**record, **_seed_info(seed, labels, watch, scores, diag), **extra,
+            scores = _influence(run, x_norm, labels, seed)
+        own = own_label_share(run.classifier, x_norm, labels, torch_device)
+        info = {**record, **_seed_info(seed, labels, watch, scores, diag, own), **extra,
                 "device": str(torch_device)}  # fmt: skip
         write_json(info, out.settings)
         log.info("seed %d: %d samples with %s in %.1f s", seed, len(labels), method, watch.wall_s)

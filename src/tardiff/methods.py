@@ -5,7 +5,7 @@
 - ``None``: unguided, generated at scale 0 only, at its own path (``conditional``;
   ``influence_filter``: conditional draws filtered by sample influence);
 - ``"tardiff"``, ``"classifier"``: a classifier-gradient guidance kind of
-  :class:`tardiff.guidance.terms.Guidance` (``GRADIENT_KINDS``);
+  :class:`tardiff.guidance.hook.Guidance` (``GRADIENT_KINDS``);
 - ``"cfg"``: classifier-free guidance, the scale being its strength.
 
 A *scale-guided* method (kind not None) has a scale grid (``generation.scales``) chosen on

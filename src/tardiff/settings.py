@@ -111,6 +111,7 @@ class ClassifierSettings(_Section):
 class InfluenceSettings(_Section):
     source: str
     normalize: str
+    loss: str
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,9 @@ class GenerationSettings(_Section):
     evaluate_on: str
     jacobian: str
     normalize: str
+    preserve: str
+    shift_schedule: str
+    shift_cutoff: float
     fd_eps: float
     clip_x0: float | None
     guide_skip_share: float
@@ -189,11 +193,20 @@ class PredictorSettings(_Section):
 
 
 @dataclass(frozen=True)
+class JudgeSettings(EvaluationModelSettings):
+    """The label judge's recipe (``fidelity.judge``): an evaluation-model recipe and the offset of
+    its model seed from the config seed."""
+
+    seed_offset: int
+
+
+@dataclass(frozen=True)
 class FidelitySettings(_Section):
     runs: int
     discriminator: EvaluationModelSettings
     predictor: PredictorSettings
     max_mmd_samples: int
+    judge: JudgeSettings
 
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> Self:
@@ -202,6 +215,7 @@ class FidelitySettings(_Section):
                 **section,
                 "discriminator": EvaluationModelSettings.from_config(section["discriminator"]),
                 "predictor": PredictorSettings.from_config(section["predictor"]),
+                "judge": JudgeSettings.from_config(section["judge"]),
             }
         )
 

@@ -14,8 +14,9 @@ from tardiff.config import ConfigError, load_config, schema, validate_config
 from tardiff.diffusion.schedule import BETAS, PREDICTIONS
 from tardiff.diffusion.steppers import STEPPERS
 from tardiff.generate import METHODS
+from tardiff.guidance.hook import REFERENCE_SCALED, Guidance
 from tardiff.guidance.influence import select_source
-from tardiff.guidance.terms import REFERENCE_SCALED, TERMS, Guidance
+from tardiff.guidance.terms import TERMS
 from tardiff.layout import Layout
 from tardiff.models.classifier import ARCHS
 from tardiff.settings import SECTIONS, DatasetSettings, DemoSettings, TaskSettings

@@ -34,7 +34,7 @@ from tardiff.diffusion.train import (
     save_diffusion,
     train_diffusion,
 )
-from tardiff.guidance.terms import Guidance
+from tardiff.guidance.hook import Guidance
 from tardiff.layout import DiffusionFiles, Layout
 from tardiff.models.classifier import build_classifier
 from tardiff.models.denoiser import Denoiser
@@ -707,3 +707,33 @@ def test_non_finite_values_raise_naming_batch_and_step():
     pattern = r"batch 2, step 1 \(t=\d+\): non-finite guidance term J \(tardiff guidance\)"
     with pytest.raises(FloatingPointError, match=pattern):
         generate(GaussianOracle(sch), sch, labels, 4, 2, 4, steps=4, guidance=hook, progress=False)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_shift_schedules(sampler):
+    """constant, no_final, cutoff and noise factors by hand; the noise-aware shift vanishes at
+    the final step and no guidance call is made there."""
+    from tardiff.diffusion.steppers import shift_weights
+
+    sch = NoiseSchedule(cosine_betas(50), "v")
+    grid = STEPPERS[sampler](sch, 1.0).grid(10)
+    ab = sch.alphas_cumprod.tolist()
+    assert shift_weights(sch, grid, "constant") == [1.0] * len(grid)
+    assert shift_weights(sch, grid, "no_final") == [1.0] * (len(grid) - 1) + [0.0]
+    cut = shift_weights(sch, grid, "cutoff", 0.3)
+    assert cut == [float((1 - ab[t]) ** 0.5 >= 0.3) for t in grid] and 0 < sum(cut) < len(grid)
+    noise = shift_weights(sch, grid, "noise")
+    assert noise[-1] == 0.0 and noise[0] == 1.0
+    for t, w in zip(grid[:-1], noise[:-1], strict=True):
+        assert w == pytest.approx(min(1.0, (1 - ab[t]) / ab[t] ** 0.5))
+    assert noise[:-1] == sorted(noise[:-1], reverse=True)  # fades with the noise
+    with pytest.raises(ValueError, match="shift schedule"):
+        shift_weights(sch, grid, "sometimes")
+    called, diag = [], []
+    hook = lambda x0, x_t, y, t, sigma: called.append(t) or torch.full_like(x0, 0.5)  # noqa: E731
+    sample(GaussianOracle(sch), sch, torch.tensor([0, 1]), 3, 2, sampler, 10, guidance=hook,
+           diagnostics=diag, shift_schedule="noise")  # fmt: skip
+    assert called == [t for t, w in zip(grid, noise, strict=True) if w > 0]
+    assert diag[-1]["shift_rms"] == 0 == diag[-1]["weight"]
+    for row, w in zip(diag, noise, strict=True):
+        assert row["weight"] == w and row["shift_rms"] == pytest.approx(0.5 * w, rel=1e-6)

@@ -80,6 +80,22 @@ def test_sample_labels_follow_train_counts():
     # minority-only augmentation up to 2x the real minority tops the minority class up
     assert np.bincount(sample_labels(y, None, seed=0, minority_multiple=2)).tolist() == [7, 6]
     assert np.bincount(sample_labels(1 - y, None, seed=0, minority_multiple=2.5)).tolist() == [8, 7]
+    # n_samples below the train size keeps the train ratio (no silent minority top-up)
+    assert np.bincount(sample_labels(y, 5, seed=0)).tolist() == [3, 2]
+    assert np.bincount(sample_labels(y, 5, seed=0, minority_multiple=2)).tolist() == [3, 4]
+
+
+def test_top_influence_ranks_samples_that_keep_their_label_first():
+    scores = np.array([5.0, 4.0, 3.0, 2.0, 1.0, 9.0])
+    drawn = np.array([0, 0, 0, 0, 1, 1])
+    labels = np.array([0, 0, 1])
+    own = np.array([False, True, True, False, True, False])
+    assert gen_mod.top_influence(scores, drawn, labels).tolist() == [0, 1, 5]
+    # row 0 (best score) looks like the other class: rows 1 and 2 keep their label
+    assert gen_mod.top_influence(scores, drawn, labels, own).tolist() == [1, 2, 4]
+    # too few keep their label: the best of the others fills the rest
+    own = np.array([False, False, True, False, False, False])
+    assert gen_mod.top_influence(scores, drawn, labels, own).tolist() == [0, 2, 5]
 
 
 def test_an_unguided_method_refuses_a_scale(stages, tmp_path):
@@ -188,11 +204,15 @@ def test_influence_filter_keeps_the_top_samples_per_class(stages, tmp_path, monk
     def score(i):
         return (i * 7) % 5  # many ties
 
-    def fake_influence(model, G, x, y, batch_size=512):
+    def fake_influence(model, G, x, y, batch_size=512, loss=None):
         return torch.as_tensor(score(torch.round(x[:, 0, 0] * 100).long()), dtype=torch.float32)
+
+    def fake_logits(model, x, device):  # every drawn sample looks like its own label
+        return 2.0 * drawn[0][np.round(x[:, 0, 0] * 100).astype(int)] - 1.0
 
     monkeypatch.setattr(gen_mod, "generate", fake_generate)
     monkeypatch.setattr(gen_mod, "sample_influence", fake_influence)
+    monkeypatch.setattr(gen_mod, "predict_logits", fake_logits)
     info = _run(stages, "influence_filter", tmp_path, scale=0.0, filter_factor=3)
     prep = prepare(cohort.stays, cohort.timeseries, TASK)
     labels = sample_labels(prep.y["train"], None, 3)

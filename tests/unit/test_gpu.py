@@ -7,8 +7,9 @@ import torch
 
 from tardiff.diffusion.samplers import generate
 from tardiff.diffusion.schedule import NoiseSchedule, cosine_betas
+from tardiff.guidance.hook import Guidance
 from tardiff.guidance.influence import influence_vector
-from tardiff.guidance.terms import Guidance, double_backprop, finite_difference
+from tardiff.guidance.terms import double_backprop, finite_difference
 from tardiff.models.classifier import build_classifier
 from tardiff.models.denoiser import Denoiser
 from tardiff.runtime import pick_device

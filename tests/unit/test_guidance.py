@@ -4,16 +4,15 @@ import pytest
 import torch
 from torch import nn
 
+from tardiff.guidance.hook import Guidance, rms_normalize
 from tardiff.guidance.per_sample import per_sample_grads
 from tardiff.guidance.terms import (
     RNN_PATHS,
     TERMS,
-    Guidance,
     classifier_term,
     double_backprop,
     finite_difference,
     jvp_term,
-    rms_normalize,
     sample_influence,
 )
 from tardiff.models.classifier import build_classifier
@@ -311,3 +310,86 @@ def test_finite_difference_on_a_trained_gru():
     assert err[default][0] < err[1e-3][0]
     hook = Guidance("tardiff", model, G, 1.0, normalize="none")  # the hook's default step
     assert _rel(hook(xs, xs, ys, 0, 0.0), ref) == pytest.approx(err[default][0], rel=1e-3)
+
+
+# ------------------------------------------------- consistent loss, label preservation (issue 18)
+
+
+def test_fd_parts_give_the_logits_and_logit_gradients_at_phi():
+    from tardiff.guidance.terms import fd_parts, fd_probe
+
+    model, G, x, y = _setup("gru")
+    parts = fd_parts(model, fd_probe(model, G), x, y)
+    xr = x.clone().requires_grad_(True)
+    logits = model(xr)
+    (grad,) = torch.autograd.grad(logits.sum(), xr)
+    torch.testing.assert_close(parts.logits, logits.detach(), rtol=1e-4, atol=1e-5)
+    assert _rel(parts.logit_grad, grad) <= 1e-4
+    assert _rel(parts.J, double_backprop(model, G, x, y)) <= 1e-3
+
+
+@pytest.mark.parametrize("jacobian", sorted(TERMS))
+def test_weighted_loss_term_matches_its_reference(jacobian):
+    from tardiff.guidance.per_sample import loss_for
+
+    model, G, x, y = _setup("gru")
+    loss = loss_for(7.5)
+    ref = double_backprop(model, G, x, y, loss=loss)
+    assert _rel(ref, double_backprop(model, G, x, y)) > 0.05  # the weight matters
+    hook = Guidance("tardiff", model, G, 1.0, jacobian=jacobian, normalize="none", loss=loss)
+    assert _rel(hook(x, x, y, 0, 0.0), ref) <= 1e-3
+    torch.testing.assert_close(
+        sample_influence(model, G, x, y, loss=loss), per_sample_grads(model, x, y, loss) @ G
+    )
+
+
+@pytest.mark.parametrize("jacobian", sorted(TERMS))
+def test_projected_shift_leaves_the_logit_unchanged_to_first_order(jacobian):
+    model, G, x, y = _setup("gru", batch=12)
+    kwargs = {"jacobian": jacobian, "normalize": "none"}
+    free = Guidance("tardiff", model, G, 1.0, **kwargs)(x, x, y, 0, 0.0)
+    kept = Guidance("tardiff", model, G, 1.0, preserve="project", **kwargs)(x, x, y, 0, 0.0)
+    xr = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model(xr).sum(), xr)
+    dot = lambda a, b: (a * b).flatten(1).sum(1)  # noqa: E731
+    scale = grad.flatten(1).norm(dim=1) * free.flatten(1).norm(dim=1)
+    assert float((dot(grad, free).abs() / scale).median()) > 0.05  # the free shift moves f
+    assert float((dot(grad, kept).abs() / scale).max()) <= 1e-4  # the projected one does not
+    # what is left is J minus its component along ∇f
+    assert _rel(free - kept, (dot(free, grad) / dot(grad, grad)).view(-1, 1, 1) * grad) <= 1e-3
+    with torch.no_grad():  # and a small step along it barely changes the logit
+        d_free = (model(x + 1e-2 * free / scale.view(-1, 1, 1)) - model(x)).abs()
+        d_kept = (model(x + 1e-2 * kept / scale.view(-1, 1, 1)) - model(x)).abs()
+    assert float(d_kept.sum()) < 0.05 * float(d_free.sum())
+
+
+def test_hook_reports_the_flip_share_before_the_shift():
+    model, G, x, y = _setup("gru", batch=16)
+    hook = Guidance("tardiff", model, G, 0.3)
+    hook(x, x, y, 0, 0.0)
+    with torch.no_grad():
+        expected = float(((model(x) > 0).long() != y).float().mean())
+    assert hook.last_flip_share == pytest.approx(expected)
+    assert hook.flip_share(x, y) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="preserve"):
+        Guidance("tardiff", model, G, 0.3, preserve="sideways")
+
+
+class NaNLogit(nn.Module):
+    """A logit of NaN whose input gradient is exactly 0 (the value does not depend on x)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.lin(x[:, -1]).squeeze(-1) * 0.0 + float("nan")
+
+
+def test_a_nan_logit_raises():
+    model = NaNLogit().eval()
+    G, x, y = torch.randn(4), torch.randn(5, 6, 3), torch.tensor([0, 1, 0, 1, 1])
+    with pytest.raises(FloatingPointError, match="non-finite logit"):
+        sample_influence(model, G, x, y)
+    with pytest.raises(FloatingPointError, match="non-finite guidance term"):
+        Guidance("tardiff", model, G, 0.1, normalize="none")(x, x, y, 0, 0.0)

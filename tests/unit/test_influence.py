@@ -108,3 +108,35 @@ def test_load_influence_checks_the_classifier(tmp_path):
     assert ckpt["names"] == [n for n, _ in model.named_parameters()]
     with pytest.raises(ValueError, match="G.pt: G does not match"):
         load_influence(tmp_path / "G.pt", build_classifier("gru", 3, 5, 1, 0.0).eval())
+
+
+@pytest.mark.parametrize("loss", ["training", "bce"])
+def test_G_is_the_gradient_of_the_training_objective(cohort, tmp_path, tiny_config, loss):
+    """G (normalize none, all guide samples) equals the autograd gradient of the classifier's
+    training objective summed over the guide part: BCE with the train split's pos_weight
+    (``weighted_bce``, the default); ``influence.loss: bce`` gives the plain-BCE gradient."""
+    from tardiff.data import prepare
+
+    config = tiny_config(classifier={"hidden": 6, "max_epochs": 1},
+                         influence={"normalize": "none", "loss": loss})  # fmt: skip
+    layout = Layout(str(tmp_path / "results"))
+    clf, out = layout.classifier("d", "mortality"), layout.influence("d", "mortality")
+    paths = {"stays": cohort.stays, "timeseries": cohort.timeseries, "task": "mortality"}
+    run_classifier_stage(**paths, out=clf, seed=0, device="cpu",
+                         settings=ClassifierSettings.from_config(config["classifier"]))  # fmt: skip
+    run_influence_stage(**paths, classifier=clf.model, out=out, device="cpu",
+                        settings=InfluenceSettings.from_config(config["influence"]))  # fmt: skip
+    model, ckpt = load_classifier(clf.model)
+    prepared = prepare(cohort.stays, cohort.timeseries, "mortality")
+    y_train = prepared.y["train"]
+    pos_weight = float((y_train == 0).sum() / (y_train == 1).sum())
+    assert ckpt["pos_weight"] == pytest.approx(pos_weight)
+    x, y = torch.as_tensor(prepared.x["guide"]), torch.as_tensor(prepared.y["guide"]).float()
+    weight = torch.tensor(pos_weight) if loss == "training" else None
+    objective = torch.nn.BCEWithLogitsLoss(pos_weight=weight, reduction="sum")(model(x), y)
+    expected = torch.cat(
+        [g.reshape(-1) for g in torch.autograd.grad(objective, list(model.parameters()))]
+    )
+    saved = load_influence(out.G, model)
+    assert saved["pos_weight"] == (pytest.approx(pos_weight) if loss == "training" else None)
+    torch.testing.assert_close(saved["G"], expected, rtol=1e-4, atol=1e-5)

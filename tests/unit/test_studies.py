@@ -114,10 +114,12 @@ def test_sweep_table_aggregates_over_seeds():
     ]
     scores = {keys[0]: (0.6, 0.2), keys[1]: (0.8, 0.4), keys[2]: (0.5, 0.1), keys[3]: (0.7, 0.5)}
     influence = {k: {"0": -1.0 - i, "1": 2.0 * i} for i, k in enumerate(keys)}
-    table = sweep_table(keys, scores, influence, {("tardiff", 0.1): (0.7, 0.6, 0.8)})
+    shares = {k: {0: 0.1 * i, 1: 1.0 - 0.1 * i} for i, k in enumerate(keys)}
+    table = sweep_table(keys, scores, influence, {("tardiff", 0.1): (0.7, 0.6, 0.8)}, shares)
     row = table[table.scale == 0.1].iloc[0]
     assert (row.auroc, row.auroc_min, row.auroc_max) == pytest.approx((0.6, 0.5, 0.7))
     assert (row.influence_0, row.influence_1) == pytest.approx((-3.5, 5.0))
+    assert (row.label_share_0, row.label_share_1) == pytest.approx((0.25, 0.75))
     assert row.disc_auroc == 0.7
     zero = table[table.scale == 0].iloc[0]
     assert zero.method == "tardiff" and zero.auprc == pytest.approx(0.3)
@@ -198,6 +200,12 @@ def test_fidelity_and_privacy_stages(setup):
     per_set = fidelity[fidelity.method == "tardiff"].groupby("seed")["metric"].apply(set)
     assert all({"disc_auroc", "disc_score", "pred_mae", "mmd", "wasserstein"} <= m for m in per_set)
     assert np.isfinite(fidelity["value"]).all()
+    shares = fidelity[fidelity.metric.str.startswith("label_share_")]
+    per_method = shares.groupby("method")["metric"].apply(set).to_dict()
+    expected = {"label_share_0", "label_share_1"}
+    assert per_method == {m: expected for m in ("real_holdout", "conditional", "tardiff", "jitter")}
+    assert len(shares) == 2 * (1 + 3 * 2) and shares.value.between(0, 1).all()
+    assert (shares.reference == "judge trained on real train (threshold on select)").all()
     # the exact copy of real train: no distance to it at all
     jitter = fidelity[(fidelity.method == "jitter") & (fidelity.metric == "wasserstein")]
     assert np.allclose(jitter["value"], 0, atol=1e-3)
@@ -232,6 +240,7 @@ def test_sweep_stage_scores_every_scale_on_select(setup):
     assert table.influence_1.tolist() == pytest.approx([-0.1, 0.0, 0.1])
     assert table.influence_0.tolist() == pytest.approx([-0.5] * 3)  # seeds 0 and 1
     assert table[["auroc", "auprc", "disc_auroc"]].notna().all().all()
+    assert table[["label_share_0", "label_share_1"]].stack().between(0, 1).all()
     assert (table.auroc_min <= table.auroc).all() and (table.auroc <= table.auroc_max).all()
 
 

@@ -13,6 +13,7 @@ from tardiff.evaluate.samples_figure import samples_figure
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SCALES = (-0.3, -0.03, 0.0, 0.03, 0.3)
+SCALE = {"tardiff": 0.03}  # the chosen scale in the fidelity and privacy rows
 
 
 def _figure_ok(tmp_path: Path, name: str = "fig", min_bytes: int = 5000) -> None:
@@ -47,7 +48,8 @@ def _sweep(nan_disc: bool = False) -> pd.DataFrame:
                                  n_seeds=2, influence_0=scale, influence_1=-scale, auroc=auroc,
                                  auroc_min=auroc - 0.02, auroc_max=auroc + 0.02, auprc=auprc,
                                  auprc_min=auprc - 0.03, auprc_max=auprc + 0.03, disc_auroc=disc,
-                                 disc_auroc_lo=disc - 0.05, disc_auroc_hi=disc + 0.05))  # fmt: skip
+                                 disc_auroc_lo=disc - 0.05, disc_auroc_hi=disc + 0.05,
+                                 label_share_0=1 - abs(scale), label_share_1=0.9))  # fmt: skip
     frame = pd.DataFrame(rows)
     if nan_disc:
         frame.loc[frame["method"] == "tardiff", ["disc_auroc", "disc_auroc_lo"]] = np.nan
@@ -160,16 +162,19 @@ def _fidelity() -> pd.DataFrame:
                                            ("disc_score", "all", disc - 0.5),
                                            ("mmd", "all", 0.1), ("out_of_range", "all", 0.01),
                                            ("out_of_range", "hr", 0.5),
+                                           ("label_share_0", "all", 0.8 + shift),
+                                           ("label_share_1", "all", 0.6),
                                            ("wasserstein", "hr", 3.0)):  # fmt: skip
                 lo, hi = (value - 0.1, value + 0.1) if metric == "disc_auroc" else (np.nan,) * 2
                 rows.append(dict(dataset="mimic3_demo", task="mortality", method=method,
-                                 scale=np.nan, seed=seed, reference="real train (imputed grids)",
+                                 scale=SCALE.get(method, np.nan), seed=seed,
+                                 reference="real train (imputed grids)",
                                  metric=metric, feature=feature, value=value, lo=lo,
                                  hi=hi))  # fmt: skip
             if method != "real_holdout":
                 rows.append(dict(rows[-1], metric="pred_mae", feature="all", value=0.3, lo=np.nan,
                                  hi=np.nan))  # fmt: skip
-    rows.append(dict(rows[-1], method="real", seed=np.nan, value=0.25))
+    rows.append(dict(rows[-1], method="real", scale=np.nan, seed=np.nan, value=0.25))
     return pd.DataFrame(rows)
 
 
@@ -177,7 +182,8 @@ def _privacy() -> pd.DataFrame:
     rows = []
     for method in ("tardiff", "jitter"):
         for seed in (0, 1):
-            rows.append(dict(dataset="mimic3_demo", task="mortality", method=method, scale=0.03,
+            rows.append(dict(dataset="mimic3_demo", task="mortality", method=method,
+                             scale=SCALE.get(method, np.nan),
                              seed=seed, n_synthetic=100, n_holdout=50, n_members=50,
                              dcr_share=0.5 + 0.1 * seed, dcr_p5_synthetic=0.1, dcr_p5_holdout=0.1,
                              attack_auc=0.52, attack_auc_lo=0.45, attack_auc_hi=0.6,
@@ -192,6 +198,9 @@ def test_fidelity_privacy_table_order_and_means(tmp_path):
     assert table.loc["tardiff", "disc_auroc"] == pytest.approx(0.71)  # (0.70 + 0.72) / 2
     assert table.loc["tardiff", "disc_auroc_lo"] == pytest.approx(0.61)
     assert table.loc["tardiff", "out_of_range"] == pytest.approx(0.01)  # feature "all" only
+    assert table.loc["tardiff", "label_share_0"] == pytest.approx(0.81)  # (0.80 + 0.82) / 2
+    assert table.loc["real_holdout", "label_share_1"] == pytest.approx(0.6)
+    assert table.loc["tardiff", "scale"] == 0.03 and np.isnan(table.loc["jitter", "scale"])
     assert table.loc["real", "pred_mae"] == pytest.approx(0.25)
     assert table.loc["jitter", "dcr_share"] == pytest.approx(0.55)
     assert table.loc["jitter", "near_copies"] == 3 and table.loc["jitter", "n_synthetic"] == 200
@@ -199,7 +208,8 @@ def test_fidelity_privacy_table_order_and_means(tmp_path):
     rows = _md_rows(str(tmp_path / "table.md"))
     assert [r[2] for r in rows] == ["real_holdout", "real", "tardiff", "jitter"]
     tardiff = rows[2]
-    assert tardiff[3:5] == ["2", "0.710 [0.610, 0.810]"]
+    assert tardiff[3:6] == ["2", "0.03", "0.710 [0.610, 0.810]"]
+    assert tardiff[11:13] == ["0.810", "0.600"]  # own label 0 and 1
     assert tardiff[-2:] == ["0.520 [0.450, 0.600]", "3 / 200"]
     assert rows[0][3] == "" and rows[0][-1] == ""  # real_holdout: no seeds, no privacy
 
@@ -209,6 +219,12 @@ def test_fidelity_rows_with_two_references_are_refused(tmp_path):
     fidelity = pd.concat([fidelity, fidelity.assign(reference="real test")])
     with pytest.raises(ValueError, match="several rows"):
         sf.fidelity_privacy_table(fidelity=fidelity, privacy=_privacy(), **_table(tmp_path))
+
+
+def test_fidelity_rows_at_two_scales_are_refused(tmp_path):
+    privacy = _privacy().assign(scale=0.3)
+    with pytest.raises(ValueError, match="several scales"):
+        sf.fidelity_privacy_table(fidelity=_fidelity(), privacy=privacy, **_table(tmp_path))
 
 
 def test_fidelity_table_without_privacy_rows(tmp_path):

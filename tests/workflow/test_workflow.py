@@ -119,6 +119,8 @@ def _check_study_outputs(layout, config):
     disc = fidelity[fidelity.metric == "disc_auroc"]
     assert len(disc) == len(pairs) * (1 + len(synthetic) * seeds)
     assert disc["value"].between(0, 1).all()
+    shares = fidelity[fidelity.metric.isin(["label_share_0", "label_share_1"])]
+    assert len(shares) == 2 * len(disc) and shares["value"].between(0, 1).all()
     privacy = pd.read_csv(layout.metrics().privacy)
     assert list(privacy.columns) == PRIVACY_COLUMNS
     assert len(privacy) == len(pairs) * len(synthetic) * seeds
@@ -127,6 +129,7 @@ def _check_study_outputs(layout, config):
     sweep = pd.read_csv(layout.metrics().sweep)
     studies = config["studies"]
     assert list(sweep.columns) == SWEEP_COLUMNS
+    assert sweep[["label_share_0", "label_share_1"]].stack().between(0, 1).all()
     assert set(sweep["scale"]) >= {0.0, *studies["sweep_scales"]}
     assert set(zip(sweep.dataset, sweep.task, strict=True)) == set(study_pairs(config))
     guidance = pd.read_csv(layout.metrics().guidance)

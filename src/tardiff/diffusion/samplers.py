@@ -7,9 +7,12 @@ of a step and the update itself, with the formulas), picked once per run from
 
 1. ``x0_hat`` from the model output (no autograd); with ``cfg_scale = w`` the output is
    ``(1 + w) out(y) - w out(null)``; with ``clip_x0 = c``, ``x0_hat`` is clamped to ``[-c, c]``.
-2. Guidance hook: ``shift = guidance(x0_hat, x_t, y, t, sigma_t)`` (shape ``(B, T, C)``, computed
-   with the callable's own autograd) and ``x0_hat <- x0_hat + shift``, at the steps
-   :func:`~tardiff.diffusion.steppers.guided_steps` keeps.
+2. Guidance hook: ``shift = weight_t * guidance(x0_hat, x_t, y, t, sigma_t)`` (shape
+   ``(B, T, C)``, computed with the callable's own autograd) and ``x0_hat <- x0_hat + shift``,
+   ``weight_t`` the step's factor of the ``shift_schedule``
+   (:func:`~tardiff.diffusion.steppers.shift_weights`); steps with weight 0 and the noisiest
+   steps :func:`~tardiff.diffusion.steppers.guided_steps` leaves out (by their share of the
+   weighted move) make no guidance call.
 3. The stepper's update from the final ``x0_hat``, then its noise ``sd z``, ``z ~ N(0, I)``.
 
 ``sigma_t`` given to the hook is the standard deviation of the noise the step adds; where that
@@ -27,7 +30,7 @@ import numpy as np
 import torch
 
 from tardiff.diffusion.schedule import NoiseSchedule
-from tardiff.diffusion.steppers import SAMPLERS, STEPPERS, guided_steps
+from tardiff.diffusion.steppers import SAMPLERS, STEPPERS, guided_steps, shift_weights
 from tardiff.runtime import progress as progress_bar
 
 Guidance = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int, float], torch.Tensor]
@@ -83,12 +86,20 @@ def _guide(guidance: Guidance, x0, x, y, t: int, sigma_t: float, i: int) -> torc
     return shift
 
 
-def _diagnostics(i: int, t: int, sigma_t: float, shift, x0, coef: float) -> dict:
+def _diagnostics(i: int, t: int, sigma_t: float, shift, x0, coef: float, weight: float) -> dict:
     """One step's row: shift_rms, and mean_move = ``coef * shift_rms`` against ``sigma_t``."""
     shift_rms = 0.0 if shift is None else _rms(shift)
     move = abs(coef) * shift_rms
-    return {"step": i, "t": t, "sigma": sigma_t, "shift_rms": shift_rms, "x0_rms": _rms(x0),
-            "mean_move": move, "mean_move_ratio": move / sigma_t}  # fmt: skip
+    return {"step": i, "t": t, "sigma": sigma_t, "weight": weight, "shift_rms": shift_rms,
+            "x0_rms": _rms(x0), "mean_move": move, "mean_move_ratio": move / sigma_t}  # fmt: skip
+
+
+def _flip_share(guidance, shift, x0, y) -> dict:
+    """The guidance classifier's flip share of ``x0`` (before the shift), where it has one."""
+    if guidance is None or not hasattr(guidance, "flip_share"):
+        return {}
+    return {"flip_share": guidance.last_flip_share if shift is not None else
+            guidance.flip_share(x0, y)}  # fmt: skip
 
 
 def sample(
@@ -106,6 +117,8 @@ def sample(
     cfg_scale: float = 0.0,
     clip_x0: float | None = None,
     guide_skip_share: float = 0.0,
+    shift_schedule: str = "constant",
+    shift_cutoff: float = 0.0,
 ) -> torch.Tensor:
     """Draw ``(B, seq_len, n_features)`` samples of classes ``y`` (runs on ``y``'s device).
 
@@ -113,16 +126,22 @@ def sample(
     from ``generator`` (drawn on its device, then moved). If ``diagnostics`` is a list, one dict
     per step is appended: step, t, sigma, shift_rms (0 without guidance), x0_rms (of the model's
     ``x0_hat``, before the shift), mean_move (``|c1| * shift_rms``, the RMS move of the step mean
-    caused by guidance) and mean_move_ratio (mean_move / sigma). ``guide_skip_share`` leaves the
-    guidance out of the first steps that together move the mean by at most that share of the
-    run's summed ``|c1|`` (:func:`guided_steps`; 0 guides every step).
+    caused by guidance) and mean_move_ratio (mean_move / sigma), weight (the shift schedule's
+    factor) and, for a hook with a classifier (``flip_share``), flip_share: the share of the batch
+    whose ``x0_hat`` the classifier assigns to the other label. ``shift_schedule`` and
+    ``shift_cutoff`` weight the shift by step (:func:`shift_weights`); ``guide_skip_share``
+    leaves the guidance out of the first steps that together move the mean by at most that share
+    of the run's summed ``|c1| * weight`` (:func:`guided_steps`; 0 guides every step).
     """
     if sampler not in STEPPERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     stepper = STEPPERS[sampler](schedule, eta)
     grid, state = stepper.grid(steps), stepper.new_state()
+    weights = shift_weights(schedule, grid, shift_schedule, shift_cutoff)
     coefs = [0.0] * len(grid) if guidance is None else stepper.x0_coefs(grid)
-    guided = [False] * len(grid) if guidance is None else guided_steps(coefs, guide_skip_share)
+    moves = [c * w for c, w in zip(coefs, weights, strict=True)]
+    guided = [False] * len(grid) if guidance is None else guided_steps(moves, guide_skip_share)
+    guided = [g and w > 0 for g, w in zip(guided, weights, strict=True)]
     x = _randn((len(y), seq_len, n_features), generator, y.device)
     for i, t in enumerate(grid):
         s = grid[i + 1] if i + 1 < len(grid) else -1
@@ -130,9 +149,10 @@ def sample(
         _require_finite(x0, "x0_hat (denoiser output)", i, t)
         noise_sd = stepper.noise_sd(t, s)
         sigma_t = noise_sd if noise_sd > 0 else float(schedule.sqrt_one_minus_alphas_cumprod[t])
-        shift = _guide(guidance, x0, x, y, t, sigma_t, i) if guided[i] else None
+        shift = _guide(guidance, x0, x, y, t, sigma_t, i) * weights[i] if guided[i] else None
         if diagnostics is not None:
-            diagnostics.append(_diagnostics(i, t, sigma_t, shift, x0, coefs[i]))
+            row = _diagnostics(i, t, sigma_t, shift, x0, coefs[i], weights[i] * guided[i])
+            diagnostics.append({**row, **_flip_share(guidance, shift, x0, y)})
         with torch.no_grad():
             x, sd = stepper.step(x, x0 if shift is None else x0 + shift, t, s, state)
             if sd > 0:
@@ -158,6 +178,8 @@ def generate(
     cfg_scale: float = 0.0,
     clip_x0: float | None = None,
     guide_skip_share: float = 0.0,
+    shift_schedule: str = "constant",
+    shift_cutoff: float = 0.0,
 ) -> tuple[np.ndarray, list[dict]]:
     """Sample one series per entry of ``labels`` in mini-batches; returns float32 ``(N, T, C)``.
 
@@ -187,6 +209,7 @@ def generate(
                 model, schedule, y, seq_len, n_features, sampler, steps, eta,
                 guidance=guidance, generator=generator, diagnostics=steps_diag,
                 cfg_scale=cfg_scale, clip_x0=clip_x0, guide_skip_share=guide_skip_share,
+                shift_schedule=shift_schedule, shift_cutoff=shift_cutoff,
             )  # fmt: skip
         except FloatingPointError as err:
             raise FloatingPointError(f"batch {b}, {err}") from err

@@ -226,3 +226,38 @@ def guided_steps(coefs: list[float], skip_share: float) -> list[bool]:
             break
         spent, skip = spent + c, skip + 1
     return [i >= skip for i in range(len(coefs))]
+
+
+#: ``generation.shift_schedule`` options (:func:`shift_weights`)
+SHIFT_SCHEDULES = ("constant", "no_final", "cutoff", "noise")
+
+
+def shift_weights(
+    schedule: NoiseSchedule, grid: list[int], mode: str, cutoff: float = 0.0
+) -> list[float]:
+    """The factor on the guidance shift at each step of ``grid`` (the last step goes into the
+    clean end, where no later denoiser call can repair what the shift does to the sample):
+
+    - ``constant``: 1 at every step;
+    - ``no_final``: 1, but 0 at the last step;
+    - ``cutoff``: 1 where the noise level ``sqrt(1 - ab_t)`` of ``x_t`` is at least ``cutoff``,
+      else 0 (the low-noise end of the run is unguided);
+    - ``noise``: ``min(1, (1 - ab_t) / sqrt(ab_t))`` (``sigma_t^2 / alpha_t``, the factor that
+      turns an x_t-space classifier gradient into an x0-space shift in classifier guidance),
+      0 at the last step: the full shift while noise dominates, fading as the noise goes.
+    """
+    if mode not in SHIFT_SCHEDULES:
+        raise ValueError(f"shift schedule must be one of {SHIFT_SCHEDULES}, got {mode!r}")
+    weights = []
+    for i, t in enumerate(grid):
+        ab = float(schedule.alphas_cumprod[t])
+        last = i == len(grid) - 1
+        if mode == "constant":
+            weights.append(1.0)
+        elif mode == "no_final":
+            weights.append(0.0 if last else 1.0)
+        elif mode == "cutoff":
+            weights.append(1.0 if (1 - ab) ** 0.5 >= cutoff else 0.0)
+        else:
+            weights.append(0.0 if last else min(1.0, (1 - ab) / ab**0.5))
+    return weights

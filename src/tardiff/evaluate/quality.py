@@ -10,7 +10,10 @@ so its class mix matches the data it is compared with.
   generator was trained on), with the metrics of :mod:`tardiff.evaluate.fidelity`. The row
   ``real_holdout`` compares the real test split with real train the same way: the floor a
   perfect generator would reach. The predictive score's row ``real`` is the predictor trained on
-  real train.
+  real train. Label fidelity (``label_share_0``, ``label_share_1``) is each set's own-label share
+  per class under one judge per dataset and task (:mod:`tardiff.evaluate.label_fidelity`: trained
+  on real train, threshold on validation ``select``, model seed from ``seed``); on
+  ``real_holdout`` it is the judge's recall of each class on the test split.
 - **Privacy** (``privacy.csv``): the distance metrics of :mod:`tardiff.evaluate.privacy` with the
   real test split as the holdout (non-members).
 - **Fig. 5** (:func:`run_samples_figure_stage`): real train vs seed 0's draw of each method.
@@ -34,6 +37,7 @@ from tardiff.evaluate.fidelity import (
     plausibility,
     predictive_score,
 )
+from tardiff.evaluate.label_fidelity import train_judge
 from tardiff.evaluate.privacy import privacy_metrics
 from tardiff.evaluate.samples_figure import samples_figure
 from tardiff.evaluate.sets import (
@@ -97,15 +101,16 @@ def load_evaluated(
     methods: tuple[str, ...],
     seeds: int,
     mem_mb: float | None = None,
+    splits: tuple[str, ...] = ("train", "test"),
 ) -> tuple[Prepared, list[Draw]]:
-    """Real train and test arrays and every evaluated draw, each reduced to ``|real train|``
-    samples at the real class ratio (normalised units)."""
+    """The real ``splits`` and every evaluated draw, each reduced to ``|real train|`` samples at
+    the real class ratio (normalised units)."""
     chosen = {m: v["chosen"] for m, v in read_json(selection)["methods"].items()}
     keys = evaluation_draws(methods, chosen, seeds)
     if len(keys) != len(synthetic):
         raise ValueError(f"expected {len(keys)} synthetic files, got {len(synthetic)}")
     check_memory(prepare_memory_mb(timeseries), mem_mb, "fidelity and privacy (data)")
-    prepared = prepare(stays, timeseries, task, splits=("train", "test"))
+    prepared = prepare(stays, timeseries, task, splits=splits)
     y_train = prepared.y["train"]
     draws = []
     for path, key in zip(synthetic, keys, strict=True):
@@ -116,7 +121,7 @@ def load_evaluated(
 
 
 def _rows(records: list[dict], **keys) -> list[dict]:
-    return [{**keys, "lo": np.nan, "hi": np.nan, **r} for r in records]
+    return [{**keys, "lo": np.nan, "hi": np.nan, "reference": REFERENCE, **r} for r in records]
 
 
 def _set_rows(
@@ -159,10 +164,12 @@ def fidelity_table(
     mem_mb: float | None = None,
 ) -> pd.DataFrame:
     """Fidelity rows of the real holdout (the floor), of a predictor trained on real train, and
-    of every draw (module docstring)."""
+    of every draw (module docstring); ``prepared`` holds train, select and test."""
     test = prepared.x["test"]
+    judge = train_judge(prepared, settings.judge, seed, device, mem_mb=mem_mb)
     rows = _rows(
-        _set_rows(prepared, test, settings, seed, device, mem_mb),
+        _set_rows(prepared, test, settings, seed, device, mem_mb)
+        + judge.records(test, prepared.y["test"]),
         method="real_holdout",
         scale=np.nan,
         seed=np.nan,
@@ -179,8 +186,8 @@ def fidelity_table(
         records = _set_rows(prepared, draw.x, settings, seed + k, device, mem_mb)
         mae = predictive_score(draw.x, test, settings.predictor, seed + k, device=device)
         records.append({"metric": "pred_mae", "feature": "all", "value": mae})
-        rows += _rows(records, method=method, scale=scale, seed=k)
-    return pd.DataFrame(rows).assign(reference=REFERENCE)
+        rows += _rows(records + judge.records(draw.x, draw.y), method=method, scale=scale, seed=k)
+    return pd.DataFrame(rows)
 
 
 def run_fidelity_stage(
@@ -200,8 +207,9 @@ def run_fidelity_stage(
     mem_mb: float | None = None,
 ) -> pd.DataFrame:
     """Write ``fidelity.csv`` of ``dataset``/``task`` (``synthetic``: the evaluation's draws)."""
+    splits = ("train", "select", "test")  # select: the label judge's threshold
     prepared, draws = load_evaluated(
-        stays, timeseries, selection, synthetic, task, methods, seeds, mem_mb
+        stays, timeseries, selection, synthetic, task, methods, seeds, mem_mb, splits
     )
     budget = None if mem_mb is None else mem_mb - prepare_memory_mb(timeseries)
     table = fidelity_table(

@@ -5,7 +5,9 @@
   the mean sample influence G·∇φℓ of each class (from the generation stage, mean over seeds),
   TSRTR at α = 1 scored on validation ``select`` (AUROC and AUPRC: mean, min and max over seeds;
   the selection's protocol and models) and the real-vs-synthetic discriminator AUROC of seed 0's
-  draw (:func:`tardiff.evaluate.fidelity.discriminative_score`). Nothing here reads test data.
+  draw (:func:`tardiff.evaluate.fidelity.discriminative_score`) and the label judge's own-label
+  share of each class (:mod:`tardiff.evaluate.label_fidelity`, the fidelity stage's judge: real
+  train, threshold on ``select``; each draw whole, mean over seeds). Nothing here reads test data.
 - **Guidance set** (Fig. 4 and Table 5, ``guidance.csv``): ``tardiff`` at the study scale with G
   built from a stratified share of the guide part (``studies.guide_fractions``) or from another
   guidance source (``studies.guide_sources``), beside the main G. The study scale is the one chosen
@@ -28,6 +30,7 @@ import pandas as pd
 from tardiff.data import prepare, prepare_memory_mb
 from tardiff.evaluate.ensemble import train_models
 from tardiff.evaluate.fidelity import discriminative_score
+from tardiff.evaluate.label_fidelity import LABELS, Judge, metric_name, train_judge
 from tardiff.evaluate.metrics import auroc, average_precision
 from tardiff.evaluate.selection import candidate_plan
 from tardiff.evaluate.sets import (
@@ -62,6 +65,7 @@ SWEEP_COLUMNS = [
     "disc_auroc",
     "disc_auroc_lo",
     "disc_auroc_hi",
+    *(metric_name(c) for c in LABELS),
 ]
 GUIDANCE_COLUMNS = [
     "dataset",
@@ -130,11 +134,21 @@ def _disc_auroc(
     return s.mean, s.low, s.high
 
 
+def _label_shares(judge: Judge, draws: Sequence[Draw]) -> dict[DrawKey, dict[int, float]]:
+    """The judge's own-label share of each class in each draw (ValueError if a class is absent)."""
+    shares = {d.key: judge.own_label_share(d.x, d.y) for d in draws}
+    for key, share in shares.items():
+        if set(share) != set(LABELS):
+            raise ValueError(f"label shares: draw {key} lacks a class ({sorted(share)} present)")
+    return shares
+
+
 def sweep_table(
     keys: Sequence[DrawKey],
     scores: dict[DrawKey, tuple[float, float]],
     influence: dict[DrawKey, dict[str, float]],
     disc: dict[tuple[str, float], tuple[float, float, float]],
+    shares: dict[DrawKey, dict[int, float]],
 ) -> pd.DataFrame:
     """One row per guided method and scale (0 = the conditional draw, in each method's rows)."""
     rows = []
@@ -155,6 +169,7 @@ def sweep_table(
                 }
             lo_hi = disc.get((source, scale), (np.nan,) * 3)
             row |= dict(zip(("disc_auroc", "disc_auroc_lo", "disc_auroc_hi"), lo_hi, strict=True))
+            row |= {metric_name(c): float(np.mean([shares[k][c] for k in mine])) for c in LABELS}
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -208,7 +223,9 @@ def run_sweep_stage(
         for d in draws
         if d.key[2] == 0
     }
-    table = sweep_table(keys, scores, influence, disc).assign(dataset=dataset, task=task)
+    judge = train_judge(prepared, fidelity.judge, seed, torch_device, mem_mb=budget)
+    shares = _label_shares(judge, draws)
+    table = sweep_table(keys, scores, influence, disc, shares).assign(dataset=dataset, task=task)
     write_csv(table[SWEEP_COLUMNS], out)
     return table
 

@@ -9,18 +9,21 @@ An input without the rows an output needs gives a placeholder figure or table th
 - **Fig. 3** (:func:`sweep_figure`): one row per dataset × task, against the guidance scale w
   (w = 0: the conditional draw). Left: mean sample influence G·∇φℓ of each method's class 0
   (solid) and class 1 (dashed) samples: which way, and how far, guidance moved each class.
-  Middle: TSRTR α=1 AUROC (solid) and AUPRC (dotted) on the validation select part. Right:
+  Second: TSRTR α=1 AUROC (solid) and AUPRC (dotted) on the validation select part. Third:
   real-vs-synthetic discriminator AUROC on seed 0's draw, 95 % interval over runs (0.5:
-  indistinguishable). x is symmetric-log (linear below the smallest non-zero |w|, a tick per
-  scale): the scales are log-spaced on both sides of 0, so they come out evenly spaced, 0 shown.
+  indistinguishable). Right: the label judge's own-label share of class 0 (solid) and class 1
+  (dashed) samples, mean over seeds (1: every sample looks like its label). x is symmetric-log
+  (linear below the smallest non-zero |w|, a tick per scale): the scales are log-spaced on both
+  sides of 0, so they come out evenly spaced, 0 shown.
 - **Fig. 4** (:func:`guidance_size_figure`): TSRTR α=1 AUROC and AUPRC on the real test split
   against the number of guide stays G is built from (log axis); flat: a small guide set suffices.
 - **Table 3** (:func:`table3`): per-sample gradient norms of the guide stays by class and the
   minority / majority ratio of their means (> 1: minority stays weigh more in G).
 - **Table 5** (:func:`table5`): utility with G from all, minority-only or majority-only stays.
 - **Fig. 5**: :mod:`tardiff.evaluate.samples_figure`.
-- **Fidelity and privacy** (:func:`fidelity_privacy_table`): one row per method next to the
-  real-holdout floor; **efficiency** (:func:`efficiency_table`): what each stage cost.
+- **Fidelity and privacy** (:func:`fidelity_privacy_table`): one row per method (at its chosen
+  scale) next to the real-holdout floor; **efficiency** (:func:`efficiency_table`): what each
+  stage cost.
 """
 
 from __future__ import annotations
@@ -57,7 +60,10 @@ from tardiff.io import write_csv
 SOURCE_ORDER = ("all", "minority", "majority")
 SOURCE_COLOURS = {"all": "tab:red", "minority": "tab:purple", "majority": "tab:olive"}
 FIDELITY_ORDER = ("real_holdout", *METHOD_ORDER)
-SUMMARY_METRICS = ("disc_auroc", "disc_score", "pred_mae", "mmd", "sd_ratio_min", "out_of_range")
+SUMMARY_METRICS = (
+    "disc_auroc", "disc_score", "pred_mae", "mmd", "sd_ratio_min", "out_of_range",
+    "label_share_0", "label_share_1",
+)  # fmt: skip
 _KEYS = ["dataset", "task", "method"]
 _STUDY_METRICS = ("minority_f1", "auroc", "auprc")
 
@@ -79,13 +85,15 @@ def sweep_figure(*, sweep: pd.DataFrame, png: str, pdf: str) -> None:
         pairs = panels(sweep) if len(sweep) else []
         if not pairs:
             return placeholder("no guidance-scale sweep rows in this run", png, pdf)
-        fig, axes = grid(len(pairs), 3, 2.9)
-        titles = ("sample influence", "TSRTR α=1 on validation select", "real vs synthetic")
+        fig, axes = grid(len(pairs), 4, 2.9)
+        titles = ("sample influence", "TSRTR α=1 on validation select", "real vs synthetic",
+                  "label judge")  # fmt: skip
         for row, (dataset, task) in enumerate(pairs):
             rows = here(sweep, dataset, task).sort_values("scale", kind="stable")
             _influence_panel(axes[row, 0], rows)
             _utility_panel(axes[row, 1], rows)
             _discriminator_panel(axes[row, 2], rows)
+            _label_panel(axes[row, 3], rows)
             for ax, title in zip(axes[row], titles, strict=True):
                 symlog_axis(ax, rows["scale"].to_numpy())
                 ax.tick_params(axis="x", labelrotation=45)
@@ -94,9 +102,11 @@ def sweep_figure(*, sweep: pd.DataFrame, png: str, pdf: str) -> None:
         note = (
             f"Fig. 3. Guidance-scale sweep of {', '.join(methods(sweep))} (w = 0: the conditional "
             "draw; x symlog, linear below the smallest non-zero |w|). Left: mean sample influence "
-            "G·∇φℓ (a.u.), class 0 solid, class 1 dashed. Middle: AUROC solid, AUPRC dotted; "
-            f"{BAND_NOTE}. Right: discriminator AUROC on seed 0's draw, bars: 95 % interval over "
-            "discriminator runs; dotted: 0.5 (indistinguishable)."
+            "G·∇φℓ (a.u.), class 0 solid, class 1 dashed. Second: AUROC solid, AUPRC dotted; "
+            f"{BAND_NOTE}. Third: discriminator AUROC on seed 0's draw, bars: 95 % interval over "
+            "discriminator runs; dotted: 0.5 (indistinguishable). Right: share of each class's "
+            "samples that a judge trained on real train labels as their own class (threshold "
+            "on validation select), class 0 solid, class 1 dashed, mean over seeds."
         )
         finish(fig, note, png, pdf)
 
@@ -134,6 +144,16 @@ def _discriminator_panel(ax: Axes, rows: pd.DataFrame) -> None:
                 transform=ax.transAxes, fontsize=8)  # fmt: skip
     ax.axhline(0.5, color="grey", ls=":", lw=1, label="AUROC 0.5 (indistinguishable)")
     ax.set_ylabel("discriminator AUROC")
+
+
+def _label_panel(ax: Axes, rows: pd.DataFrame) -> None:
+    for method in methods(rows):
+        part = rows[rows["method"] == method]
+        for label, ls in ((0, "-"), (1, "--")):
+            ax.plot(part["scale"], part[f"label_share_{label}"], color=colour(method), ls=ls,
+                    marker="o", ms=3, lw=1.2, label=f"{method}, class {label} samples")  # fmt: skip
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("own-label share (judge)")
 
 
 def guidance_size_figure(*, studies: pd.DataFrame, png: str, pdf: str) -> None:
@@ -237,21 +257,24 @@ def fidelity_privacy_table(
 ) -> None:
     """Fidelity and privacy summary: one row per dataset × task × method, means over seeds."""
     title = (
-        "Fidelity and privacy of each method's evaluated synthetic sets (chosen guidance scale) "
-        "against real train, mean over seeds [mean of the per-seed 95 % bounds]. disc.: "
-        "real-vs-synthetic discriminator AUROC and score |0.5 − accuracy| (0.5 / 0: "
-        "indistinguishable); pred. MAE: next-step predictor trained on the set, tested on real "
-        "test (z-units); MMD²: Gaussian kernel, median heuristic (z-units); min SD ratio: the "
-        "smallest per-feature SD(set) / SD(real train) (1: the real spread); out of range: share "
-        "of values outside the valid clinical ranges; DCR share: share of synthetic stays closer "
-        "to train than the median holdout stay (0.5: no memorisation); attack AUC: distance-based "
-        "membership inference (0.5: chance); near copies: summed over seeds / synthetic stays. "
-        "real_holdout: real test vs real train (the floor); real: predictor trained on real train."
+        "Fidelity and privacy of each method's evaluated synthetic sets (at the guidance scale "
+        "chosen on validation: scale) against real train, mean over seeds [mean of the per-seed "
+        "95 % bounds]. disc.: real-vs-synthetic discriminator AUROC and score |0.5 − accuracy| "
+        "(0.5 / 0: indistinguishable); pred. MAE: next-step predictor trained on the set, tested "
+        "on real test (z-units); MMD²: Gaussian kernel, median heuristic (z-units); min SD ratio:"
+        " the smallest per-feature SD(set) / SD(real train) (1: the real spread); out of range: "
+        "share of values outside the valid clinical ranges; own label 0 / 1: share of the set's "
+        "class 0 / 1 stays that a judge trained on real train (threshold on validation select) "
+        "labels as their own class (real_holdout: its recall per class on real test); DCR share: "
+        "share of synthetic stays closer to train than the median holdout stay (0.5: no "
+        "memorisation); attack AUC: distance-based membership inference (0.5: chance); near "
+        "copies: summed over seeds / synthetic stays. real_holdout: real test vs real train (the "
+        "floor); real: predictor trained on real train."
     )
     if fidelity.empty and privacy.empty:
         return _placeholder_table(title, "no fidelity or privacy rows in this run", md, csv)
-    seeds = pd.concat([f[[*_KEYS, "seed"]] for f in (fidelity, privacy) if len(f)])
-    table = seeds.groupby(_KEYS)["seed"].nunique().rename("n_seeds").to_frame()
+    keys = pd.concat([f[[*_KEYS, "seed", "scale"]] for f in (fidelity, privacy) if len(f)])
+    table = keys.groupby(_KEYS).agg(n_seeds=("seed", "nunique"), scale=("scale", _one_scale))
     table = table.join(_fidelity_summary(fidelity)).join(_privacy_summary(privacy))
     table = sort_rows(table.reset_index(), _KEYS, {"method": FIDELITY_ORDER})
     table = table.astype({"near_copies": "Int64", "n_synthetic": "Int64"})
@@ -262,14 +285,24 @@ def fidelity_privacy_table(
     ]
     shown = table[_KEYS].assign(
         seeds=[str(n) if n else "" for n in table["n_seeds"]],
+        scale=plain(table["scale"]),
         **{"disc. AUROC [95 % CI]": cells(table, "disc_auroc")},
         **{"disc. score": table["disc_score"].map(num), "pred. MAE": table["pred_mae"].map(num)},
         **{"MMD²": table["mmd"].map(num), "min SD ratio": table["sd_ratio_min"].map(num)},
         **{"out of range": table["out_of_range"].map(num)},
+        **{f"own label {c}": table[f"label_share_{c}"].map(num) for c in (0, 1)},
         **{"DCR share": table["dcr_share"].map(num)},
         **{"attack AUC [95 % CI]": cells(table, "attack_auc"), "near copies": copies},
     )
     write_markdown(title, shown, md)
+
+
+def _one_scale(scales: pd.Series) -> float:
+    """The one guidance scale of a method's rows (NaN for real rows and jitter)."""
+    values = scales.dropna().unique()
+    if len(values) > 1:
+        raise ValueError(f"fidelity/privacy: one method at several scales {sorted(values)}")
+    return float(values[0]) if len(values) else float("nan")
 
 
 def _fidelity_summary(fidelity: pd.DataFrame) -> pd.DataFrame:

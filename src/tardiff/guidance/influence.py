@@ -1,10 +1,13 @@
 """Influence vector G = Σ_{(x, y) in D} ∇φ ℓ(f_φ(x), y) of a trained classifier (paper Alg. 1).
 
-- ℓ is the per-sample *plain* BCE on the logit, without the ``pos_weight`` the classifier may have
-  been trained with. This is the loss of the paper's influence function and the one recommended
-  here: a class weight would rescale the positive samples' gradients by a constant, i.e. silently
-  re-weight the classes inside G (the ``source`` option controls that explicitly), and, once J is
-  RMS-normalised per class, would have no other effect on guidance.
+- ℓ is, by default (``influence.loss: training``), the per-sample loss the classifier was
+  trained with: BCE with the checkpoint's ``pos_weight`` for ``weighted_bce``. Influence is the
+  first-order change of the *training objective's* fit; under another loss G measures something
+  else: a ``pos_weight`` classifier over-predicts the minority under plain BCE, so a plain-BCE G
+  mostly encodes that calibration offset (on the demo, cosine 0.991 with the train-set gradient)
+  and raising G·∇φℓ raises every sample's logit whatever its label. ``bce`` keeps plain BCE (the
+  paper's formula). The loss is written into G's file (``pos_weight``), and generation computes
+  J and the sample influence with the same one.
 - Per-sample gradients come from :mod:`tardiff.guidance.per_sample`; ``influence_vector`` runs
   them in chunks sized from a memory budget, so memory is bounded whatever |D| and T.
 - D is the ``guide`` part of the validation split, restricted by ``source`` to all samples, the
@@ -29,6 +32,7 @@ from tardiff.guidance.per_sample import (
     Loss,
     detached_params,
     influence_chunk,
+    loss_for,
     per_sample_grads,
     per_sample_loss,
     require_eval,
@@ -165,10 +169,12 @@ def run_influence_stage(
         y = prepared.y["guide"]
         minority = minority_label(prepared.y["train"])
         include = subsample(select_source(y, settings.source, minority), y, fraction, seed)
+        pos_weight = ckpt.get("pos_weight") if settings.loss == "training" else None
         G, norms = influence_vector(
             model,
             torch.as_tensor(prepared.x["guide"]),
             torch.as_tensor(y),
+            loss=loss_for(pos_weight),
             normalize=settings.normalize,
             include=torch.as_tensor(include),
             memory_mb=mem_mb - data_mb,
@@ -178,11 +184,13 @@ def run_influence_stage(
         "source": settings.source,
         "guide_fraction": fraction,
         "normalize": settings.normalize,
+        "loss": settings.loss,
+        "pos_weight": pos_weight,
         "minority_label": minority,
         "n_guide": int(include.sum()),
         "n_guide_total": len(y),
     }
-    save_influence(out.G, G, model, {**info, "loss": "bce (per sample, no pos_weight)"})
+    save_influence(out.G, G, model, info)
     norms = norms.numpy()
     frame = pd.DataFrame({"stay_id": prepared.stay_id["guide"], "label": y, "grad_norm": norms})
     write_csv(frame, out.norms)

@@ -13,6 +13,7 @@ helpers the guidance terms share (``per_sample_loss``, ``detached_params``, ``un
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -26,9 +27,22 @@ from tardiff.models.classifier import unrolled_rnn
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def per_sample_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Plain BCE on logits, one value per sample (no reduction, no pos_weight)."""
-    return F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype), reduction="none")
+def per_sample_loss(
+    logits: torch.Tensor, y: torch.Tensor, pos_weight: float | None = None
+) -> torch.Tensor:
+    """BCE on logits, one value per sample (no reduction); ``pos_weight`` weights the positive
+    term as the classifier's ``weighted_bce`` training loss does (None: plain BCE)."""
+    weight = None if pos_weight is None else logits.new_tensor(float(pos_weight))
+    return F.binary_cross_entropy_with_logits(
+        logits, y.to(logits.dtype), pos_weight=weight, reduction="none"
+    )
+
+
+def loss_for(pos_weight: float | None) -> Loss:
+    """The per-sample loss with the given ``pos_weight`` (None: plain BCE)."""
+    return (
+        per_sample_loss if pos_weight is None else partial(per_sample_loss, pos_weight=pos_weight)
+    )
 
 
 def detached_params(model: nn.Module) -> dict[str, torch.Tensor]:

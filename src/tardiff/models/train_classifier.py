@@ -136,6 +136,7 @@ def run_classifier_stage(
             "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
             "arch": classifier_kwargs(settings, len(prepared.features)),
             "config": settings.to_dict(),
+            "pos_weight": metrics["pos_weight"],
             "transform": prepared.transform.state_dict(),
             "features": prepared.features,
             "seq_len": prepared.seq_len,
