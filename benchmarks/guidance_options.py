@@ -13,7 +13,9 @@ trained diffusion model and guidance classifier of a finished run, and reports p
 - ``tstr_auprc`` / ``tsrtr_auprc``: AUPRC on validation ``select`` of evaluation models (the
   harness recipe) trained on the draw alone / on real train plus the draw (α = 1), mean over
   ``--seeds`` model seeds;
-- ``disc_auroc``: real-vs-synthetic discriminator AUROC (the fidelity stage's, 3 runs).
+- ``disc_auroc``: real-vs-synthetic discriminator AUROC (the fidelity stage's, 3 runs);
+- ``move_rms``: RMS per element of the final samples minus the conditional draw of the same
+  seed (z-units): what w does to the sample, against the per-step RMS bound w of the shift.
 
 The test split is never read. Row ``conditional`` is w = 0 (no guidance). Each option's G is
 built on the guide part with its loss; one diffusion seed per draw (the same for every option,
@@ -63,9 +65,12 @@ OPTIONS = {
     "training, cutoff": ("training", "none", "cutoff"),
     "training, noise": ("training", "none", "noise"),
     "training, project": ("training", "project", "constant"),
-    "training, project, noise": ("training", "project", "noise"),
     "training, project, cutoff": ("training", "project", "cutoff"),
+    "training, project, noise": ("training", "project", "noise"),
 }
+#: the options of the default run's table (``--options`` default)
+MAIN = ["paper (bce, constant)", "training loss", "training, noise", "training, project",
+        "training, project, cutoff", "training, project, noise"]  # fmt: skip
 
 
 def _args() -> argparse.Namespace:
@@ -74,7 +79,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--dataset", default="mimic3_demo")
     p.add_argument("--task", default="mortality")
     p.add_argument("--config", default="config/config.yaml")
-    p.add_argument("--options", nargs="*", default=list(OPTIONS), choices=list(OPTIONS))
+    p.add_argument("--options", nargs="*", default=MAIN, choices=list(OPTIONS))
     p.add_argument("--scales", nargs="*", type=float, default=None)
     p.add_argument("--seeds", type=int, default=2, help="evaluation model seeds")
     p.add_argument("--out", default="benchmarks/out/guidance_options")
@@ -182,7 +187,9 @@ def main() -> None:
         x = setup.draw(option, w)
         score = discriminative_score(setup.prep.x["train"], x, disc, 3, 0, device=setup.device)
         row = {"option": name, "scale": w, **_describe(setup, judge, x)}
-        row.update(disc_auroc=score["disc_auroc"].mean, draw_s=time.perf_counter() - t0)
+        move = float(np.sqrt(np.mean((x - draws[0]) ** 2))) if draws else 0.0
+        row.update(move_rms=move, disc_auroc=score["disc_auroc"].mean)
+        row.update(draw_s=time.perf_counter() - t0)
         rows.append(row)
         draws.append(x)
         print(f"{name} w={w:g}: {rows[-1]}", flush=True)

@@ -15,6 +15,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from tardiff.methods import compared
+
 SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
     "mimic3": {
         "resolution_minutes": 60,
@@ -62,6 +64,9 @@ _Validator = _with_defaults(jsonschema.Draft202012Validator)
 def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate ``config`` against the schema and return a copy with defaults filled in."""
     config = copy.deepcopy(config)
+    evaluation = config.get("evaluation")
+    named_primary = isinstance(evaluation, dict) and "primary" in evaluation
+    _imply_externals(config)
     errors = sorted(_Validator(schema()).iter_errors(config), key=lambda e: list(e.path))
     if errors:
         lines = []
@@ -84,7 +89,62 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
             for task in tasks:
                 if task not in config["datasets"].get(dataset, {}).get("tasks", {}):
                     raise ConfigError(f"config key '{key}': {dataset}/{task} is not in this config")
+    if named_primary:
+        _check_primary(config)
     return config
+
+
+def _is_demo(entry: dict[str, Any]) -> bool:
+    return entry.get("source") in ("mimic3", "eicu") and entry.get("raw_dir") is None
+
+
+def _imply_externals(config: dict[str, Any]) -> None:
+    """An embedded demo dataset without an ``external`` key simulates one (``{}``: the schema
+    fills its defaults); any other dataset has none unless the config names one."""
+    datasets = config.get("datasets")
+    for entry in datasets.values() if isinstance(datasets, dict) else ():
+        if isinstance(entry, dict) and _is_demo(entry):
+            entry.setdefault("external", {})
+
+
+def _external(entry: dict[str, Any], name: str) -> dict[str, Any]:
+    """A dataset's external population with its source resolved (default: the dataset's)."""
+    external = {"source": entry["source"], **entry["external"]}
+    key = f"config key 'datasets.{name}.external"
+    if external["source"] == "yaib" and ("path" not in external or len(entry["tasks"]) != 1):
+        raise ConfigError(f"{key}': a YAIB external cohort needs a path and a dataset of one task")
+    if external["source"] != "yaib" and external["raw_dir"] is None and not _is_demo(entry):
+        raise ConfigError(
+            f"{key}.raw_dir': only an embedded demo dataset simulates its external population; "
+            "name the external raw tables"
+        )
+    return external
+
+
+def _check_primary(config: dict[str, Any]) -> None:
+    """``evaluation.primary``, where the config names it, must name a paired row the evaluation
+    writes (the default one is simply absent from a run that does not evaluate it, e.g.
+    without ``tardiff``: every row is then Holm-adjusted)."""
+    evaluation = config["evaluation"]
+    primary = evaluation["primary"]
+    key = "config key 'evaluation.primary"
+    evaluated = [*config["generation"]["methods"], "jitter"]
+    for field, names in (("method", evaluated), ("baseline", ["real", *evaluated])):
+        if primary[field] not in names:
+            raise ConfigError(f"{key}.{field}': {primary[field]!r} is not evaluated in this config")
+    if not compared(primary["method"], primary["baseline"]):
+        raise ConfigError(
+            f"{key}': {primary['method']} is not compared with {primary['baseline']} "
+            "(conditional − tardiff is reported as tardiff − conditional)"
+        )
+    protocol, ratio = primary["protocol"], primary["ratio"]
+    levels = {"TSTR": [None], "TSRTR": evaluation["ratios"],
+              "minority": evaluation["minority_multiples"]}[protocol]  # fmt: skip
+    if not any(r == ratio for r in levels):
+        raise ConfigError(f"{key}.ratio': {ratio} is not evaluated for {protocol} ({levels})")
+    without = [d for d, e in config["datasets"].items() if e["external"] is None]
+    if primary["test_set"] == "external" and without:
+        raise ConfigError(f"{key}.test_set': no external population for {', '.join(without)}")
 
 
 def _tasks_by_dataset(pairs: list[str]) -> dict[str, list[str]]:
@@ -128,6 +188,9 @@ def dataset_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
         entry.setdefault(key, copy.deepcopy(value))
     for task in entry["tasks"].values():
         task.setdefault("threshold_days", 3)
+    entry.setdefault("external", None)
+    if entry["external"] is not None:
+        entry["external"] = _external(entry, name)
     if entry["source"] == "yaib" and len(entry["tasks"]) != 1:
         raise ConfigError(
             f"config key 'datasets.{name}.tasks': a YAIB cohort has one label, so name one task"

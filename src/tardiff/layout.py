@@ -8,6 +8,7 @@ and a concrete path. The results root is the config's ``results_dir``.
 ``results/<dataset>/``:
   ``raw/``                        embedded demo's raw tables
   ``cohort/``                     stays.parquet, timeseries.parquet, summary.json
+  ``external/raw/``, ``external/cohort/``  the external test population's (all stays test stays)
   ``<task>/classifier/``          model.pt, metrics.json
   ``<task>/influence/``           G.pt, grad_norms.csv, summary.json
   ``<task>/diffusion/``           model.pt, loss.csv, loss.png
@@ -24,7 +25,7 @@ and a concrete path. The results root is the config's ``results_dir``.
 split keeps ``fraction`` of its stays (same layout). ``results/metrics/``, ``results/figures/``,
 ``results/tables/``: every dataset's tidy metrics (utility, paired differences, fidelity, privacy,
 guidance studies; ``summary.json`` and ``curves/``, what DVC shows of them), the figures and the
-tables.
+tables; ``results/README.md``: the verdict table and the headline, generated with them.
 """
 
 from __future__ import annotations
@@ -159,6 +160,9 @@ class ReportFiles(NamedTuple):
     paired_csv: str
     table4_md: str
     table4_csv: str
+    verdict_md: str
+    verdict_csv: str
+    readme: str
 
 
 #: separator between a dataset's name and a scarcity fraction (``mimic3_demo-train0.25``)
@@ -224,23 +228,26 @@ class Layout:
     def dataset_dir(self, dataset: str) -> str:
         return f"{self.root}/{dataset}"
 
-    def raw(self, dataset: str) -> str:
-        """Folder of the embedded demo's raw tables."""
-        return f"{self.dataset_dir(dataset)}/raw"
+    def raw(self, dataset: str, external: bool = False) -> str:
+        """Folder of the embedded demo's raw tables (``external``: its external population's)."""
+        return f"{self.dataset_dir(dataset)}/{'external/' * external}raw"
 
-    def raw_input(self, dataset: str, entry: DatasetSettings) -> str:
-        """What extraction reads: the demo folder, the user's ``raw_dir`` or a YAIB ``path``."""
+    def raw_input(self, dataset: str, entry: DatasetSettings, external: bool = False) -> str:
+        """What extraction reads: the demo folder, the user's ``raw_dir`` or a YAIB ``path``
+        (``entry``: :meth:`~tardiff.settings.DatasetSettings.external_entry` if ``external``)."""
         if entry.uses_demo:
-            return self.raw(dataset)
+            return self.raw(dataset, external)
         return str(entry.path if entry.source == "yaib" else entry.raw_dir)
 
-    def cohort(self, dataset: str) -> CohortFiles:
-        return CohortFiles.in_dir(f"{self.dataset_dir(dataset)}/cohort")
+    def cohort(self, dataset: str, external: bool = False) -> CohortFiles:
+        """The cohort tables (``external``: the external test population's, all stays test)."""
+        return CohortFiles.in_dir(f"{self.dataset_dir(dataset)}/{'external/' * external}cohort")
 
-    def cohort_inputs(self, dataset: str) -> dict[str, str]:
-        """What every model stage reads of the cohort (the summary is for people)."""
-        cohort = self.cohort(dataset)
-        return {"stays": cohort.stays, "timeseries": cohort.timeseries}
+    def cohort_inputs(self, dataset: str, external: bool = False) -> dict[str, str]:
+        """What every model stage reads of the cohort (the summary is for people); the
+        evaluation's of the external population are named ``external_stays`` and so on."""
+        cohort, prefix = self.cohort(dataset, external), "external_" * external
+        return {f"{prefix}stays": cohort.stays, f"{prefix}timeseries": cohort.timeseries}
 
     def generation_inputs(self, dataset: str, task: str) -> dict[str, str]:
         """Everything the generation stage reads."""
@@ -370,8 +377,9 @@ class Layout:
         return ReportFiles(
             *(f"{fig}/{name}.{ext}" for name in ("fig2_tsrtr_ratio", "scarcity", "scale_selection")
               for ext in ("png", "pdf")),
-            *(f"{tab}/{name}.{ext}" for name in ("table1_trtr_tstr", "paired", "table4_minority_f1")
-              for ext in ("md", "csv")),
+            *(f"{tab}/{name}.{ext}" for name in ("table1_trtr_tstr", "paired", "table4_minority_f1",
+                                                  "verdict") for ext in ("md", "csv")),
+            f"{self.root}/README.md",
         )  # fmt: skip
 
     def manifest(self, dataset: str) -> str:

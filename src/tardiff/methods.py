@@ -10,6 +10,8 @@
 
 A *scale-guided* method (kind not None) has a scale grid (``generation.scales``) chosen on
 validation, and its scale 0 is the conditional draw.
+
+The evaluation compares every method pair by pair with the :data:`BASELINES` (:func:`compared`).
 """
 
 from __future__ import annotations
@@ -29,3 +31,14 @@ GRADIENT_KINDS = ("tardiff", "classifier")
 def scale_guided(method: str) -> bool:
     """Whether ``method`` has a scale grid whose scale 0 is the conditional draw."""
     return METHODS.get(method) is not None
+
+
+#: methods every other method is compared with in the paired differences, in this order
+BASELINES = ("real", "conditional", "tardiff")
+
+
+def compared(method: str, baseline: str) -> bool:
+    """Whether the paired differences hold ``method`` − ``baseline``: never a baseline against
+    itself or an earlier baseline (``conditional`` − ``tardiff`` is ``tardiff`` − ``conditional``
+    read backwards)."""
+    return method != "real" and method not in BASELINES[: BASELINES.index(baseline) + 1]

@@ -47,6 +47,21 @@ class TaskSettings(_Section):
 
 
 @dataclass(frozen=True)
+class ExternalSettings(_Section):
+    """A dataset's external test population (its source resolved by the validation)."""
+
+    source: str
+    raw_dir: str | None
+    path: str | None
+    demo: DemoSettings
+
+    @classmethod
+    def from_config(cls, section: dict[str, Any]) -> Self:
+        demo = DemoSettings.from_config(section["demo"])
+        return cls(**{**section, "path": section.get("path"), "demo": demo})
+
+
+@dataclass(frozen=True)
 class DatasetSettings(_Section):
     """One entry of ``datasets:`` with the source's defaults filled in by the validation."""
 
@@ -59,10 +74,12 @@ class DatasetSettings(_Section):
     features: tuple[str, ...]
     item_ids: dict[str, tuple[int, ...]]
     tasks: dict[str, TaskSettings]
+    external: ExternalSettings | None = None
 
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> Self:
         """Build from a validated dataset entry (``validate_config(...)["datasets"][name]``)."""
+        external = section.get("external")
         return cls(
             **{
                 **section,
@@ -71,8 +88,18 @@ class DatasetSettings(_Section):
                 "features": tuple(section["features"]),
                 "item_ids": {k: tuple(v) for k, v in section["item_ids"].items()},
                 "tasks": {k: TaskSettings.from_config(v) for k, v in section["tasks"].items()},
+                "external": None if external is None else ExternalSettings.from_config(external),
             }
         )
+
+    def external_entry(self) -> DatasetSettings:
+        """What extraction reads the external population as: this dataset's features, tasks and
+        grid from the external source's raw files (or its simulator)."""
+        if self.external is None:
+            raise ValueError("this dataset has no external population")
+        ext = self.external
+        return dataclasses.replace(self, source=ext.source, raw_dir=ext.raw_dir, path=ext.path,
+                                   demo=ext.demo, external=None)  # fmt: skip
 
     @property
     def steps(self) -> int:
@@ -249,6 +276,18 @@ class ScarcitySettings(_Section):
 
 
 @dataclass(frozen=True)
+class PrimarySettings(_Section):
+    """The pre-registered primary comparison (``evaluation.primary``)."""
+
+    method: str
+    baseline: str
+    protocol: str
+    ratio: float | None
+    metric: str
+    test_set: str
+
+
+@dataclass(frozen=True)
 class EvaluationSettings(_Section):
     seeds: int
     ratios: tuple[float, ...]
@@ -257,6 +296,7 @@ class EvaluationSettings(_Section):
     jitter: JitterSettings
     bootstrap_resamples: int
     scarcity: ScarcitySettings
+    primary: PrimarySettings
 
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> Self:
@@ -266,6 +306,7 @@ class EvaluationSettings(_Section):
                 "model": EvaluationModelSettings.from_config(section["model"]),
                 "jitter": JitterSettings.from_config(section["jitter"]),
                 "scarcity": ScarcitySettings.from_config(section["scarcity"]),
+                "primary": PrimarySettings.from_config(section["primary"]),
             }
         )
 

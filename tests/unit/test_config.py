@@ -19,7 +19,13 @@ from tardiff.guidance.influence import select_source
 from tardiff.guidance.terms import TERMS
 from tardiff.layout import Layout
 from tardiff.models.classifier import ARCHS
-from tardiff.settings import SECTIONS, DatasetSettings, DemoSettings, TaskSettings
+from tardiff.settings import (
+    SECTIONS,
+    DatasetSettings,
+    DemoSettings,
+    ExternalSettings,
+    TaskSettings,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "config").glob("*.yaml")) + sorted((ROOT / "config/examples").glob("*"))
@@ -50,6 +56,63 @@ def test_defaults_filled_per_source():
 def test_real_data_entry_is_not_demo():
     config = validate_config({"datasets": {"m": {"source": "mimic3", "raw_dir": "/x"}}})
     assert not DatasetSettings.from_config(config["datasets"]["m"]).uses_demo
+
+
+def test_a_demo_dataset_simulates_an_external_population_and_real_data_names_one():
+    datasets = {
+        "demo": {"source": "eicu"},
+        "off": {"source": "eicu", "external": None},
+        "small": {"source": "mimic3", "external": {"demo": {"n_stays": 300}}},
+        "real": {"source": "mimic3", "raw_dir": "/m"},
+        "two": {"source": "mimic3", "raw_dir": "/m", "external": {"source": "eicu",
+                                                                  "raw_dir": "/e"}},
+    }  # fmt: skip
+    entries = {
+        name: DatasetSettings.from_config(entry)
+        for name, entry in validate_config({"datasets": datasets})["datasets"].items()
+    }
+    assert entries["demo"].external == ExternalSettings("eicu", None, None, DemoSettings(20000))
+    assert entries["small"].external.demo.n_stays == 300
+    assert entries["off"].external is None and entries["real"].external is None
+    other = entries["two"].external_entry()
+    assert (other.source, other.raw_dir, other.features) == ("eicu", "/e", entries["two"].features)
+    assert other.external is None and entries["demo"].external_entry().uses_demo
+    with pytest.raises(ValueError, match="no external population"):
+        entries["real"].external_entry()
+
+
+@pytest.mark.parametrize(
+    ("external", "key"),
+    [
+        ({}, "datasets.r.external.raw_dir"),  # nothing to simulate for real data
+        ({"source": "yaib"}, "datasets.r.external"),  # a YAIB cohort needs its path
+        ({"n_stays": 5}, "datasets.r.external"),  # misplaced key
+    ],
+)
+def test_a_bad_external_population_names_the_key(external, key):
+    config = {"datasets": {"r": {"source": "mimic3", "raw_dir": "/m", "external": external}}}
+    with pytest.raises(ConfigError, match=f"config key '{key}"):
+        validate_config(config)
+
+
+def test_the_primary_comparison_defaults_and_must_name_an_evaluated_row():
+    primary = validate_config(MINIMAL)["evaluation"]["primary"]
+    assert primary == {"method": "tardiff", "baseline": "conditional", "protocol": "TSRTR",
+                       "ratio": 1.0, "metric": "auprc", "test_set": "headline"}  # fmt: skip
+    ok = {"method": "cfg", "baseline": "real", "protocol": "TSTR", "ratio": None}
+    assert validate_config({**MINIMAL, "evaluation": {"primary": ok}})
+    bad = [
+        ({"method": "mystery"}, "evaluation.primary.method"),
+        ({"baseline": "cfg"}, "evaluation.primary.baseline"),
+        ({"method": "conditional", "baseline": "tardiff"}, "evaluation.primary"),
+        ({"ratio": 0.3}, "evaluation.primary.ratio"),
+        ({"protocol": "TSTR"}, "evaluation.primary.ratio"),  # TSTR has no ratio
+        ({"test_set": "external"}, "evaluation.primary.test_set"),
+    ]
+    real = {"datasets": {"r": {"source": "mimic3", "raw_dir": "/m"}}}
+    for patch, key in bad:
+        with pytest.raises(ConfigError, match=f"config key '{key}'"):
+            validate_config({**real, "evaluation": {"primary": patch}})
 
 
 @pytest.mark.parametrize(
@@ -150,7 +213,7 @@ def test_dataset_settings_fields_are_the_schema_keys():
     defs = schema()["$defs"]
     fields = [f.name for f in dataclasses.fields(DatasetSettings)]
     assert fields == list(defs["dataset"]["properties"])
-    nested = {"demo": DemoSettings, "tasks": TaskSettings}
+    nested = {"demo": DemoSettings, "tasks": TaskSettings, "external": ExternalSettings}
     for key, cls in nested.items():
         spec = defs["dataset"]["properties"][key]
         props = spec["properties"] if "properties" in spec else defs["task"]["properties"]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tardiff.demo import eicu, mimic3, write_demo
+from tardiff.demo import eicu, external_seed, mimic3, write_demo
 from tardiff.demo import simulator as sim
 
 N = 150
@@ -245,3 +245,11 @@ def test_bad_arguments(tmp_path):
         write_demo("mimic4", tmp_path / "x", 10, seed=0)
     with pytest.raises(ValueError, match="n_stays"):
         write_demo("mimic3", tmp_path / "x", 0, seed=0)
+
+
+def test_the_external_population_has_a_seed_of_its_own():
+    seeds = [external_seed(s) for s in range(5)]
+    assert all(e != s for s, e in enumerate(seeds)) and len(set(seeds)) == 5
+    main = next(sim.simulate("eicu", 50, seed=0))
+    external = next(sim.simulate("eicu", 50, seed=external_seed(0)))
+    assert not np.allclose(main.logit, external.logit)  # another draw of the same process

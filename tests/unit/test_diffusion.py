@@ -302,20 +302,27 @@ def test_timestep_grid():
         timestep_grid(10, 11)
 
 
-def test_logsnr_grid_runs_from_pure_noise_to_t0_uniform_in_log_snr():
+def test_logsnr_grid_spans_signal_to_noise_1_50_to_50_uniform_in_log_snr():
     sch = NoiseSchedule(cosine_betas(1000), "v")
     ab = sch.alphas_cumprod.double().numpy()
     lam = 0.5 * np.log(ab / (1 - ab))
-    for k in (1, 2, 10, 25, 1000):
+    edge = math.log(50)
+    first, last = np.abs(lam + edge).argmin(), np.abs(lam - edge).argmin()
+    for k in (1, 2, 10, 12, 25, 1000):
         grid = logsnr_grid(sch, k)
-        assert grid[0] == 999 and (k == 1 or grid[-1] == 0) and len(grid) <= k
+        assert grid[0] == first and (k == 1 or grid[-1] == last) and len(grid) <= k
         assert grid == sorted(set(grid), reverse=True)  # strictly descending
-    grid = logsnr_grid(sch, 25)
-    steps = np.diff(lam[grid])
-    assert len(grid) == 20  # 5 of the 25 points round onto the same timesteps at the ends
-    assert np.median(steps) == pytest.approx((lam[0] - lam[-1]) / 24, rel=0.05)
-    assert STEPPERS["dpm_solver++"](sch).grid(25) == grid
+    assert lam[first] == pytest.approx(-edge, abs=0.02) and lam[last] == pytest.approx(
+        edge, abs=0.2
+    )
+    grid = logsnr_grid(sch, 12)
+    assert len(grid) == 12  # no two points round onto one timestep inside the range
+    assert np.diff(lam[grid]) == pytest.approx(np.full(11, 2 * edge / 11), rel=0.1)
+    assert STEPPERS["dpm_solver++"](sch).grid(12) == grid
     assert STEPPERS["ddim"](sch).grid(25) == timestep_grid(1000, 25)
+    # the schedule's own range bounds it: the whole range with a huge bound
+    wide = logsnr_grid(sch, 25, bound=1e9)
+    assert wide[0] == 999 and wide[-1] == 0
     with pytest.raises(ValueError, match="steps"):
         logsnr_grid(sch, 1001)
 
@@ -606,7 +613,8 @@ def test_guidance_is_skipped_where_it_cannot_move_the_step_mean():
         called.append(t)
         return torch.full_like(x0, 0.1)
 
-    grid = stepper.grid(25)
+    steps = schema()["properties"]["generation"]["properties"]["steps"]["default"]
+    grid = stepper.grid(steps)
     coefs = dict(zip(grid, _coefs_by_stepping(stepper, grid), strict=True))
     assert list(coefs.values()) == stepper.x0_coefs(grid)
     default = schema()["properties"]["generation"]["properties"]["guide_skip_share"]["default"]
@@ -615,12 +623,13 @@ def test_guidance_is_skipped_where_it_cannot_move_the_step_mean():
         called.clear()
         diag = []
         gen = torch.Generator().manual_seed(0)
-        runs[share] = sample(GaussianOracle(sch), sch, y, 4, 2, "dpm_solver++", 25, guidance=hook,
-                             generator=gen, diagnostics=diag, guide_skip_share=share)  # fmt: skip
+        runs[share] = sample(GaussianOracle(sch), sch, y, 4, 2, "dpm_solver++", steps,
+                             guidance=hook, generator=gen, diagnostics=diag,
+                             guide_skip_share=share)  # fmt: skip
         assert [d["shift_rms"] > 0 for d in diag] == [t in called for t in grid]
-    assert called == grid[9:]  # the 9 noisiest steps of 20 are skipped (schema description)
+    assert called == grid[3:]  # the 3 noisiest steps of 12 are skipped (schema description)
     skipped = sum(c for t, c in coefs.items() if t not in called)
-    assert skipped <= default * sum(coefs.values()) < skipped + coefs[grid[9]]
+    assert skipped <= default * sum(coefs.values()) < skipped + coefs[grid[3]]
     torch.testing.assert_close(runs[default], runs[0.0], atol=0.05, rtol=0)
 
 
@@ -737,3 +746,13 @@ def test_shift_schedules(sampler):
     assert diag[-1]["shift_rms"] == 0 == diag[-1]["weight"]
     for row, w in zip(diag, noise, strict=True):
         assert row["weight"] == w and row["shift_rms"] == pytest.approx(0.5 * w, rel=1e-6)
+
+
+def test_guided_steps_leave_out_the_smallest_moves_anywhere_in_the_run():
+    from tardiff.diffusion.steppers import guided_steps
+
+    # a faded tail (noise schedule): the two last steps and nothing else fit in 5 %
+    assert guided_steps([0.1, 1.0, 1.0, 0.05, 0.02], 0.05) == [True, True, True, False, False]
+    # equal moves: the noisier (earlier) step goes first
+    assert guided_steps([0.1, 0.1, 1.0], 0.1) == [False, True, True]
+    assert guided_steps([0.1, 0.1, 1.0], 0.0) == [True, True, True]

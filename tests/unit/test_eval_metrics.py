@@ -1,4 +1,4 @@
-"""Utility metrics, stratified bootstrap intervals and paired differences (exact oracles)."""
+"""Utility metrics, a stratified bootstrap interval and verdicts (exact oracles)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from tardiff.evaluate.metrics import (
     average_precision,
     f1_threshold,
     metric_interval,
-    paired_difference,
     scores,
 )
 
@@ -71,35 +70,7 @@ def test_interval_is_seeded_contains_the_estimate_and_survives_few_positives():
     assert a.low <= a.estimate <= a.high and a.high - a.low > 0.01
 
 
-def test_identical_arms_give_no_detectable_difference():
-    y, s = _data()
-    scores_ = np.stack([s, s + 0.0])
-    diff = paired_difference(y, scores_, scores_, "auroc", (np.zeros(2), np.zeros(2)), seed=0,
-                             n_resamples=200)  # fmt: skip
-    assert diff.per_seed == (0.0, 0.0) and diff.share_positive == 0.0
-    assert diff.interval == Interval(0.0, 0.0, 0.0) and diff.interval.verdict == NO_DIFFERENCE
-
-
-def test_a_clearly_better_arm_improves_and_a_worse_one_is_worse():
-    y, _ = _data(n=200, prevalence=0.2)
-    rng = np.random.default_rng(1)
-    good = np.stack([2.0 * y + rng.standard_normal(len(y)) for _ in range(3)])
-    poor = np.stack([0.2 * y + rng.standard_normal(len(y)) for _ in range(3)])
-    zeros = (np.zeros(3), np.zeros(3))
-    better = paired_difference(y, good, poor, "auprc", zeros, seed=0, n_resamples=150)
-    assert better.interval.verdict == "improves" and better.share_positive == 1.0
-    assert better.interval.estimate == pytest.approx(np.mean(better.per_seed))
-    worse = paired_difference(y, poor, good, "auroc", zeros, seed=0, n_resamples=150)
-    assert worse.interval.verdict == "worse"
-
-
-def test_one_seed_and_bad_shapes():
-    y, s = _data()
-    diff = paired_difference(y, s, s - 1.0, "auroc", (np.zeros(1), np.zeros(1)), seed=0,
-                             n_resamples=100)  # fmt: skip
-    assert diff.per_seed == (0.0,)  # a shift does not change a ranking
-    with pytest.raises(ValueError, match="scores must be"):
-        paired_difference(y, s[:-1], s[:-1], "auroc", (np.zeros(1), np.zeros(1)), seed=0)
+def test_too_few_stays_of_a_class_is_an_error():
     with pytest.raises(ValueError, match="at least 2 stays of each class"):
         metric_interval(np.r_[1, np.zeros(9, int)], np.arange(10.0), "auroc", 0.0, seed=0)
 
@@ -109,3 +80,10 @@ def test_a_perfect_ranking_still_gets_a_finite_interval():
     s = np.arange(25.0)  # every positive above every negative: AUROC 1 in every resample
     iv = metric_interval(y, s, "auroc", 0.0, seed=0, n_resamples=200)
     assert iv == Interval(1.0, 1.0, 1.0)
+
+
+def test_the_verdict_of_a_difference():
+    assert Interval(0.1, 0.01, 0.2).verdict == "improves"
+    assert Interval(-0.1, -0.2, -0.01).verdict == "worse"
+    assert Interval(0.0, 0.0, 0.0).verdict == NO_DIFFERENCE
+    assert Interval(0.05, -0.01, 0.1).verdict == NO_DIFFERENCE

@@ -8,8 +8,9 @@ import pytest
 from tiny_cohort import FEATURES, write_cohort
 
 from tardiff.data import prepare, to_timeseries_frame
-from tardiff.evaluate.collect import collect_tables
-from tardiff.evaluate.metrics import f1_threshold
+from tardiff.evaluate.collect import COLLECTED_PAIRED_COLUMNS, collect_tables
+from tardiff.evaluate.external import load_external
+from tardiff.evaluate.metrics import SAME_SAMPLES, f1_threshold
 from tardiff.evaluate.selection import run_selection_stage
 from tardiff.evaluate.sets import evaluation_draws, selection_draws
 from tardiff.evaluate.studies import SWEEP_COLUMNS
@@ -19,14 +20,23 @@ from tardiff.evaluate.utility import (
     run_evaluation_stage,
     utility_table,
 )
-from tardiff.io import read_json, read_parquet, write_parquet
+from tardiff.io import read_json, read_parquet, write_json, write_parquet
 from tardiff.layout import Layout
-from tardiff.settings import EvaluationSettings, ScaleGrids
+from tardiff.settings import EvaluationSettings, PrimarySettings, ScaleGrids
 
 TASK = "mortality"
 METHODS = ("conditional", "tardiff")
 GRIDS = ScaleGrids(tardiff=(0.1, 0.5), classifier_guidance=())
 SEQ = 6
+PRIMARY = PrimarySettings("tardiff", "conditional", "TSRTR", 1.0, "auprc", "headline")
+
+
+def _external(root, **changes):
+    """A tiny external population: every stay a test stay (``changes``: other stays columns)."""
+    files = write_cohort(root / "external", n=120, seq_len=SEQ, seed=5)
+    stays = read_parquet(files.stays).assign(split="test", val_part=None).assign(**changes)
+    write_parquet(stays, files.stays)
+    return files
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +56,7 @@ def setup(tmp_path_factory, tiny_config):
     keys = selection_draws(METHODS, GRIDS, settings.seeds)
     keys += [("jitter", None, k) for k in range(settings.seeds)]
     for method, scale, seed in keys:
-        rng = np.random.default_rng([seed, int(100 * (scale or 0))])
+        rng = np.random.default_rng([seed, int(100 * (scale or 0)), method == "jitter"])
         noise = rng.normal(0, 0.3 + (scale or 0), prepared.x["train"].shape)
         x = prepared.transform.inverse(prepared.x["train"] + noise)
         frame = to_timeseries_frame(x, y, list(FEATURES), TASK)
@@ -88,15 +98,23 @@ def test_evaluation_stage_writes_every_model_and_pair(setup):
     chosen = {m: v["chosen"] for m, v in selection["methods"].items()}
     keys = evaluation_draws(METHODS, chosen, settings.seeds)
     out = layout.evaluation("d-train0.5", TASK)
+    external = _external(root)
     utility, paired = run_evaluation_stage(
         stays=cohort.stays, timeseries=cohort.timeseries, selection=root / "selection.json",
         synthetic=[layout.draw("d", TASK, *k) for k in keys], dataset="d-train0.5", task=TASK,
         out=out, methods=METHODS, settings=settings, device="cpu",
+        external=(external.stays, external.timeseries),
     )  # fmt: skip
     table = pd.read_csv(out.utility)
     assert list(table.columns) == UTILITY_COLUMNS and len(table) == len(utility)
-    # per seed: real TRTR + 3 methods x (TSTR + 2 ratios + 1 multiple)
-    assert len(table) == settings.seeds * (1 + 3 * 4)
+    # per seed and test set: real TRTR + 3 methods x (TSTR + 2 ratios + 1 multiple)
+    assert len(table) == 2 * settings.seeds * (1 + 3 * 4)
+    internal, outside = table[table.test_set == "internal"], table[table.test_set == "external"]
+    assert len(internal) == len(outside)
+    key = ["method", "protocol", "ratio", "seed"]
+    assert internal[key].equals(outside[key].set_index(internal.index))  # the same models
+    assert internal["f1_threshold"].tolist() == outside["f1_threshold"].tolist()  # from select
+    assert not np.allclose(internal["auroc"], outside["auroc"].to_numpy())
     assert (table["dataset"] == "d").all() and (table["fraction"] == 0.5).all()
     metrics = table[["auroc", "auprc", "minority_f1"]].to_numpy()
     assert np.isfinite(metrics).all() and (metrics >= 0).all() and (metrics <= 1).all()
@@ -109,19 +127,57 @@ def test_evaluation_stage_writes_every_model_and_pair(setup):
     pairs = pd.read_csv(out.paired)
     assert list(pairs.columns) == PAIRED_COLUMNS
     # vs real: 3 methods x 4 arms; vs conditional: 2 methods x 4 arms; vs tardiff: jitter (not
-    # conditional, already compared the other way round) x 4 arms; 2 metrics each
-    assert len(pairs) == (3 * 4 + 2 * 4 + 4) * 2 and (pairs["n_seeds"] == settings.seeds).all()
+    # conditional, already compared the other way round) x 4 arms; 2 metrics, 2 test sets each
+    assert len(pairs) == (3 * 4 + 2 * 4 + 4) * 2 * 2 and (pairs["n_seeds"] == settings.seeds).all()
+    assert pairs["test_set"].value_counts().to_dict() == {"internal": 48, "external": 48}
     assert set(pairs.loc[pairs.baseline == "tardiff", "method"]) == {"jitter"}
-    assert set(pairs["verdict"]) <= {"improves", "worse", "no detectable difference"}
+    assert set(pairs["verdict"]) <= {"improves", "worse", "no detectable difference", SAME_SAMPLES}
+    assert pairs["p_value"].between(0, 1).all() and (pairs["delta_se"] >= 0).all()
     again = layout.metrics()
     collect_tables(inputs={"utility": [out.utility, out.utility], "paired": [out.paired]},
-                   out=again)  # fmt: skip
+                   out=again, primary=PRIMARY)  # fmt: skip
     assert len(pd.read_csv(again.utility)) == 2 * len(table)
+    collected = pd.read_csv(again.paired)
+    assert list(collected.columns) == COLLECTED_PAIRED_COLUMNS
+    assert not collected["primary"].any()  # a scarcity copy (fraction 0.5) has no primary row
     assert list(pd.read_csv(again.sweep).columns) == SWEEP_COLUMNS  # no inputs: empty table
     bad = root / "bad.csv"
     pd.read_csv(out.paired).drop(columns="verdict").to_csv(bad, index=False)
     with pytest.raises(ValueError, match="bad.csv: columns"):
-        collect_tables(inputs={"paired": [bad]}, out=again)
+        collect_tables(inputs={"paired": [bad]}, out=again, primary=PRIMARY)
+
+
+def test_a_method_that_chose_scale_0_is_the_same_samples_as_conditional(setup):
+    root, cohort, layout, settings = setup
+    write_json({"methods": {"tardiff": {"chosen": 0.0}}}, root / "zero.json")
+    keys = evaluation_draws(METHODS, {"tardiff": 0.0}, settings.seeds)
+    out = layout.evaluation("d", "zero")
+    _, paired = run_evaluation_stage(
+        stays=cohort.stays, timeseries=cohort.timeseries, selection=root / "zero.json",
+        synthetic=[layout.draw("d", TASK, *k) for k in keys], dataset="d", task=TASK, out=out,
+        methods=METHODS, settings=settings, device="cpu",
+    )  # fmt: skip
+    same = paired[paired.verdict == SAME_SAMPLES]
+    assert set(zip(same.method, same.baseline, strict=True)) == {("tardiff", "conditional")}
+    assert len(same) == 4 * 2  # every arm (TSTR, 2 ratios, 1 multiple), both metrics
+    assert (same["delta"] == 0).all() and (same["p_value"] == 1).all()
+    others = paired[paired.baseline == "real"]
+    assert SAME_SAMPLES not in set(others["verdict"])
+
+
+def test_an_external_population_must_fit_the_dataset(setup, tmp_path):
+    _, cohort, _, _ = setup
+    prepared = prepare(cohort.stays, cohort.timeseries, TASK)
+    good = _external(tmp_path / "good")
+    x, y = load_external(good.stays, good.timeseries, prepared)
+    assert x.shape == (120, SEQ, len(FEATURES)) and set(y) == {0, 1}
+    assert np.isfinite(x).all()
+    train = _external(tmp_path / "train", split="train")
+    with pytest.raises(ValueError, match="must be a test stay"):
+        load_external(train.stays, train.timeseries, prepared)
+    other = write_cohort(tmp_path / "other", n=40, seq_len=SEQ + 1, seed=2)
+    with pytest.raises(ValueError, match="steps, but the dataset"):
+        load_external(other.stays, other.timeseries, prepared)
 
 
 def test_the_scarcity_study_evaluates_trtr_and_tsrtr_at_one(setup):
@@ -153,6 +209,7 @@ def test_the_f1_threshold_comes_from_validation_only():
     logits = {"select": rng.standard_normal((2, 60)), "test": rng.standard_normal((2, 80))}
     rows = [{"method": "real"}, {"method": "conditional"}]
     table = utility_table(rows, logits, y, resamples=100, seed=0)
+    assert (table["auroc_lo"] <= table["auroc_hi"]).all()
     for i in range(2):
         assert table["f1_threshold"][i] == f1_threshold(y["select"], logits["select"][i])
     shuffled = {**y, "test": rng.permutation(y["test"])}

@@ -52,6 +52,18 @@ def test_split_is_seeded():
     assert a.equals(b) and not a["split"].equals(c["split"])
 
 
+def test_an_external_population_is_all_test_stays(tmp_path):
+    mimic_basic().write(tmp_path / "raw")
+    out = CohortFiles.in_dir(tmp_path / "external")
+    summary = build_cohort(entry(), tmp_path / "raw", out, None, 0)
+    stays = pd.read_parquet(out.stays)
+    assert (stays["split"] == "test").all() and stays["val_part"].isna().all()
+    assert summary["split_sizes"] == {"test": 20} and summary["val_part_sizes"] == {}
+    internal = CohortFiles.in_dir(tmp_path / "internal")
+    build_cohort(entry(), tmp_path / "raw", internal, SPLIT, 0)
+    assert pd.read_parquet(out.timeseries).equals(pd.read_parquet(internal.timeseries))
+
+
 def test_summary_contents(tmp_path):
     mimic_basic().write(tmp_path / "raw")
     out = CohortFiles.in_dir(tmp_path / "out")

@@ -125,16 +125,21 @@ def test_generation_stage_end_to_end(stages, tmp_path, method):
     np.testing.assert_allclose(diag["ratio"], diag["shift_rms"] / diag["sigma"])
     if method == "conditional":
         assert (diag["shift_rms"] == 0).all() and info["scale"] == 0
-    else:  # guide_skip_share leaves out a run of the noisiest steps; the last is always guided
+    else:  # the noise-aware schedule (default) leaves the last step unguided
+        assert info["shift_schedule"] == "noise" and info["guide_skip_share"] > 0
         for _, batch in diag.groupby("batch"):
             guided = batch["shift_rms"] > 0
-            assert guided.is_monotonic_increasing and guided.iloc[-1]
+            assert (guided == (batch["weight"] > 0)).all() and not guided.iloc[-1]
             assert guided.sum() >= len(batch) // 2
+            assert batch["flip_share"].between(0, 1).all()  # every step, guided or not
+        shares = info["classifier_own_label_share"]
+        assert set(shares) == {"0", "1"} and all(0 <= v <= 1 for v in shares.values())
     if method == "tardiff":
         # capped (the default): every sample's RMS step is at most w, so the batch RMS is too
         assert (diag["shift_rms"] <= 0.2 * (1 + 1e-5)).all() and info["normalize"] == "capped"
         assert info["reference_scale"] > 0
         assert info["guidance_source"] == "all" and info["jacobian"] == "finite_difference"
+        assert info["preserve"] == "project"
 
 
 def test_guidance_changes_samples_and_is_seeded(stages, tmp_path):

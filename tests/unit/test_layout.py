@@ -207,12 +207,25 @@ def test_raw_input_per_source():
     assert layout.raw_input("demo", entries["demo"]) == "results/demo/raw" == layout.raw("demo")
     assert layout.raw_input("real", entries["real"]) == "/data/mimic-iii/1.4"
     assert layout.raw_input("cohort", entries["cohort"]) == "/data/yaib/mortality24"
+    # the demo's simulated external population has its own folders beside the dataset's
+    external = entries["demo"].external_entry()
+    assert layout.raw_input("demo", external, external=True) == "results/demo/external/raw"
+    assert layout.raw("demo", external=True) == "results/demo/external/raw"
+    assert layout.cohort("demo", external=True) == CohortFiles.in_dir(
+        "results/demo/external/cohort"
+    )
 
 
 def test_input_bundles_are_the_producing_stages_outputs():
     layout = Layout("r")
     cohort = layout.cohort("d")
     assert layout.cohort_inputs("d") == {"stays": cohort.stays, "timeseries": cohort.timeseries}
+    external = layout.cohort("d", external=True)
+    assert layout.cohort_inputs("d", external=True) == {
+        "external_stays": external.stays,
+        "external_timeseries": external.timeseries,
+    }
+    assert not set(external) & set(cohort)
     assert layout.generation_inputs("d", "t") == {
         **layout.cohort_inputs("d"),
         "diffusion": layout.diffusion("d", "t").model,

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tardiff.evaluate.headline import headline_problems
 from tardiff.evaluate.report import write_report
 from tardiff.layout import Layout
 
@@ -16,9 +17,10 @@ DATASETS, TASK, SEEDS = ("mimic3_demo", "eicu_demo"), "mortality", (0, 1)
 METRICS = ("auroc", "auprc", "minority_f1")
 
 
-def _row(rng, dataset, method, protocol, ratio=np.nan, fraction=1.0, seed=0):
+def _row(rng, dataset, method, protocol, ratio=np.nan, fraction=1.0, seed=0, test_set="internal"):
     scale = {"real": np.nan, "conditional": 0.0}.get(method, 0.03)
-    row = dict(dataset=dataset, task=TASK, method=method, protocol=protocol, ratio=ratio,
+    row = dict(dataset=dataset, task=TASK, test_set=test_set, method=method, protocol=protocol,
+               ratio=ratio,
                fraction=fraction, seed=seed, scale=scale, f1_threshold=0.5, n_real=100,
                n_synthetic=0 if method == "real" else 100)  # fmt: skip
     for m in METRICS:
@@ -34,6 +36,8 @@ def _utility(scarcity=True, minority=True):
         settings += [(method, "TSTR", np.nan), (method, "TSRTR", 0.5), (method, "TSRTR", 1.0)]
         settings += [(method, "minority", r) for r in (1.0, 2.0)] if minority else []
     rows = [_row(rng, d, *s, seed=k) for d in DATASETS for s in settings for k in SEEDS]
+    rows += [_row(rng, DATASETS[0], *s, seed=k, test_set="external")
+             for s in settings for k in SEEDS]  # fmt: skip
     if scarcity:
         for fraction in (0.25, 0.5):
             rows += [_row(rng, DATASETS[0], "real", "TRTR", np.nan, fraction, k) for k in SEEDS]
@@ -46,10 +50,15 @@ def _paired():
     for dataset in DATASETS:
         for baseline, method in (("real", "tardiff"), ("conditional", "tardiff")):
             for ratio, metric in ((1.0, "auprc"), (0.5, "auroc")):
-                rows.append(dict(dataset=dataset, task=TASK, method=method, baseline=baseline,
-                                 protocol="TSRTR", ratio=ratio, fraction=1.0, metric=metric,
-                                 delta=0.01, delta_lo=-0.02, delta_hi=0.04, share_positive=0.5,
-                                 n_seeds=2, verdict="no detectable difference"))  # fmt: skip
+                primary = (baseline, ratio) == ("conditional", 1.0)
+                rows.append(dict(dataset=dataset, task=TASK, test_set="internal", method=method,
+                                 baseline=baseline, protocol="TSRTR", ratio=ratio, fraction=1.0,
+                                 metric=metric, delta=0.01, delta_lo=-0.02, delta_hi=0.04,
+                                 delta_se=0.015, share_positive=0.5, n_seeds=2, p_value=0.5,
+                                 verdict="no detectable difference", primary=primary, p_holm=1.0,
+                                 delta_lo_adj=-0.02 if primary else -0.05,
+                                 delta_hi_adj=0.04 if primary else 0.07,
+                                 verdict_adj="no detectable difference"))  # fmt: skip
     return pd.DataFrame(rows[::-1])  # unsorted on purpose
 
 
@@ -100,15 +109,18 @@ def test_every_output_is_written_and_tables_hold_the_pandas_means(report):
 
     table1 = pd.read_csv(out.table1_csv)
     rows = _md_rows(out.table1_md)
-    assert len(rows) == len(table1) == len(DATASETS) * 3  # TRTR real, TSTR conditional, tardiff
+    # TRTR real, TSTR conditional, tardiff; on the internal split and one external population
+    assert len(rows) == len(table1) == (len(DATASETS) + 1) * 3
     for dataset in DATASETS:
-        shown = [r[2:4] for r in rows if r[0] == dataset]
-        assert shown == [["TRTR", "real"], ["TSTR", "conditional"], ["TSTR", "tardiff"]]
+        shown = [r[2:5] for r in rows if r[0] == dataset]
+        internal = [["internal", "TRTR", "real"], ["internal", "TSTR", "conditional"],
+                    ["internal", "TSTR", "tardiff"]]  # fmt: skip
+        external = [["external", *r[1:]] for r in internal] if dataset == DATASETS[0] else []
+        assert shown == internal + external
     full = utility[utility["fraction"] == 1.0]
-    expected = full[full["protocol"].isin(["TRTR", "TSTR"])].groupby(
-        ["dataset", "task", "protocol", "method"]
-    )
-    got = table1.set_index(["dataset", "task", "protocol", "method"])
+    keys = ["dataset", "task", "test_set", "protocol", "method"]
+    expected = full[full["protocol"].isin(["TRTR", "TSTR"])].groupby(keys)
+    got = table1.set_index(keys)
     for column in ("auroc", "auroc_lo", "auroc_hi", "auprc", "auprc_hi"):
         pd.testing.assert_series_equal(
             got[column].sort_index(), expected[column].mean().sort_index(), check_names=False
@@ -118,36 +130,55 @@ def test_every_output_is_written_and_tables_hold_the_pandas_means(report):
     )
     assert (table1["n_seeds"] == len(SEEDS)).all()
     first = table1.iloc[0]
-    assert rows[0][5] == f"{first.auroc:.3f} [{first.auroc_lo:.3f}, {first.auroc_hi:.3f}]"
+    assert rows[0][6] == f"{first.auroc:.3f} [{first.auroc_lo:.3f}, {first.auroc_hi:.3f}]"
 
 
 def test_table4_has_real_trtr_tsrtr_alpha1_and_minority_rows(report):
     utility, out = report
     table4 = pd.read_csv(out.table4_csv)
-    settings = [r[2] for r in _md_rows(out.table4_md) if r[0] == "mimic3_demo"]
+    settings = [r[3] for r in _md_rows(out.table4_md) if r[:3] == ["eicu_demo", TASK, "internal"]]
     assert settings == ["TRTR"] + ["TSRTR α=1"] * 2 + ["minority ×1"] * 2 + ["minority ×2"] * 2
+    utility = utility[utility["test_set"] == "internal"]
+    table4 = table4[table4["test_set"] == "internal"]
     mask = (utility["protocol"] == "minority") & (utility["ratio"] == 2.0)
     expected = utility[mask].groupby(["dataset", "method"])["minority_f1"].mean()
     got = table4[table4["ratio"] == 2.0].set_index(["dataset", "method"])["minority_f1"]
     pd.testing.assert_series_equal(got.sort_index(), expected.sort_index(), check_names=False)
 
 
-def test_paired_table_is_sorted_and_keeps_the_verdict(report):
+def test_paired_table_is_sorted_and_summarised(report):
     out = report[1]
     table = pd.read_csv(out.paired_csv)
     assert len(table) == len(_paired())
     assert table["dataset"].tolist() == ["eicu_demo"] * 4 + ["mimic3_demo"] * 4
     assert table["baseline"].tolist()[:4] == ["real", "real", "conditional", "conditional"]
     assert table["ratio"].tolist()[:2] == [0.5, 1.0]
-    rows = _md_rows(out.paired_md)
-    assert rows[0][8:] == ["0.010 [-0.020, 0.040]", "0.500", "2", "no detectable difference"]
+    text = Path(out.paired_md).read_text()
+    assert "[paired.csv](paired.csv)" in text and "over 6 rows" in text
+    counts = [line for line in text.splitlines() if line.startswith("| internal | real | auprc")]
+    assert counts == ["| internal | real | auprc | 2 | 0 | 0 | 2 | 0 |"]
+
+
+def test_the_verdict_table_puts_the_primary_row_first_and_the_readme_reads_it(report):
+    out = report[1]
+    verdicts = pd.read_csv(out.verdict_csv)
+    assert verdicts["primary"].tolist() == [True, False] * len(DATASETS)
+    assert verdicts["baseline"].tolist() == ["conditional", "real"] * len(DATASETS)
+    assert verdicts["verdict_adj"].eq("no detectable difference").all()
+    rows = _md_rows(out.verdict_md)
+    assert rows[0][:5] == ["eicu_demo · mortality", "internal", "tardiff − conditional",
+                           "TSRTR α=1 · AUPRC", "+0.010 [−0.020, +0.040]"]  # fmt: skip
+    assert rows[1][4] == "+0.010 [−0.050, +0.070]"  # the adjusted interval
+    readme = Path(out.readme).read_text()
+    assert readme.index("## Verdict") < readme.index("## Headline") < readme.index("git-ignored")
+    assert headline_problems(readme, Path(out.verdict_md).read_text()) == []
 
 
 def test_missing_parts_still_give_every_output(tmp_path):
     out = _run(tmp_path, _utility(scarcity=False, minority=False))
     for path in out:
         assert Path(path).stat().st_size > 0, path
-    settings = {r[2] for r in _md_rows(out.table4_md)}
+    settings = {r[3] for r in _md_rows(out.table4_md)}
     assert settings == {"TRTR", "TSRTR α=1"}
 
 
@@ -188,4 +219,4 @@ def test_a_scarcity_copy_named_by_its_dataset_is_read_at_its_fraction(tmp_path):
     ]
     utility.loc[scarce, "fraction"] = 1.0
     out = _run(tmp_path, utility)
-    assert len(pd.read_csv(out.table1_csv)) == len(DATASETS) * 3  # copies left out of Table 1
+    assert len(pd.read_csv(out.table1_csv)) == (len(DATASETS) + 1) * 3  # copies left out

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tardiff.evaluate.collect import COLLECTED_PAIRED_COLUMNS
 from tardiff.evaluate.studies import SWEEP_COLUMNS
 from tardiff.evaluate.summary import (
     curve_tables,
@@ -17,34 +18,43 @@ from tardiff.evaluate.summary import (
     write_curves,
     write_metrics_summary,
 )
-from tardiff.evaluate.utility import PAIRED_COLUMNS, UTILITY_COLUMNS
+from tardiff.evaluate.utility import UTILITY_COLUMNS
 from tardiff.layout import Layout
 
 NAN = float("nan")
 
 
-def utility_rows(*rows: tuple) -> pd.DataFrame:
+def utility_rows(*rows: tuple, test_set: str = "internal") -> pd.DataFrame:
     """Rows ``(dataset, task, method, protocol, ratio, fraction, seed, auroc, auprc)``; the
     other columns get filler values."""
     keys = ("dataset", "task", "method", "protocol", "ratio", "fraction", "seed", "auroc", "auprc")
     frame = pd.DataFrame([dict(zip(keys, row, strict=True)) for row in rows])
     filler = {"scale": NAN, "minority_f1": 0.5, "f1_threshold": 0.0, "n_real": 10, "n_synthetic": 5}
+    frame = frame.assign(test_set=test_set)
     frame = frame.assign(**filler)
     for metric in ("auroc", "auprc", "minority_f1"):
         frame[f"{metric}_lo"], frame[f"{metric}_hi"] = frame[metric] - 0.1, frame[metric] + 0.1
     return frame[UTILITY_COLUMNS]
 
 
-def paired_rows(*rows: tuple) -> pd.DataFrame:
+def paired_rows(*rows: tuple, test_set: str = "internal") -> pd.DataFrame:
     """Rows ``(dataset, task, method, baseline, protocol, ratio, fraction, metric, delta)``."""
     keys = ("dataset", "task", "method", "baseline", "protocol", "ratio", "fraction", "metric",
             "delta")  # fmt: skip
     frame = pd.DataFrame([dict(zip(keys, row, strict=True)) for row in rows])
     frame = frame.assign(delta_lo=frame["delta"] - 0.1, delta_hi=frame["delta"] + 0.1)
-    frame = frame.assign(share_positive=0.5, n_seeds=2, verdict="no detectable difference")
-    return frame[PAIRED_COLUMNS]
+    frame = frame.assign(delta_lo_adj=frame["delta"] - 0.2, delta_hi_adj=frame["delta"] + 0.2)
+    frame = frame.assign(share_positive=0.5, n_seeds=2, verdict="no detectable difference",
+                         test_set=test_set, delta_se=0.05, p_value=0.5, primary=False,
+                         p_holm=1.0, verdict_adj="no detectable difference")  # fmt: skip
+    return frame[COLLECTED_PAIRED_COLUMNS]
 
 
+EXTERNAL = utility_rows(
+    ("d", "t", "tardiff", "TSRTR", 1.0, 1.0, 0, 0.7, 0.3),
+    ("d", "t", "tardiff", "TSRTR", 1.0, 1.0, 1, 0.8, 0.4),
+    test_set="external",
+)
 UTILITY = utility_rows(
     ("d", "t", "real", "TRTR", NAN, 1.0, 0, 0.8, 0.3),
     ("d", "t", "real", "TRTR", NAN, 1.0, 1, 0.6, 0.5),
@@ -59,6 +69,7 @@ UTILITY = utility_rows(
     ("d", "t", "jitter", "TSRTR", 1.0, 1.0, 0, 0.123456, NAN),  # NaN AUPRC: left out
     ("d", "u", "real", "TRTR", NAN, 1.0, 0, 0.75, 0.25),  # a pair without scarcity study
 )
+UTILITY = pd.concat([UTILITY, EXTERNAL], ignore_index=True)
 PAIRED = paired_rows(
     ("d", "t", "tardiff", "real", "TSRTR", 1.0, 1.0, "auprc", 0.031249),
     ("d", "t", "tardiff", "real", "TSRTR", 1.0, 1.0, "auroc", 0.5),  # other metric
@@ -69,6 +80,10 @@ PAIRED = paired_rows(
     ("d", "t", "jitter", "real", "TSRTR", 1.0, 1.0, "auprc", NAN),  # NaN: left out
     ("d", "t", "conditional", "real", "TSRTR", 1.0, 1.0, "auprc", -0.00001),  # rounds to 0
 )
+PAIRED = pd.concat(
+    [PAIRED, paired_rows(("d", "t", "tardiff", "real", "TSRTR", 1.0, 1.0, "auprc", 0.02),
+                         test_set="external")], ignore_index=True,
+)  # fmt: skip
 EXPECTED = {
     "d": {
         "t": {
@@ -79,6 +94,9 @@ EXPECTED = {
                 "TSTR_auroc": 0.6,
                 "TSTR_auprc": 0.25,
                 "vs_real_TSRTR_auprc_delta": 0.0312,
+                "external_TSRTR_auroc": 0.75,
+                "external_TSRTR_auprc": 0.35,
+                "external_vs_real_TSRTR_auprc_delta": 0.02,
             },
             "jitter": {"TSRTR_auroc": 0.1235},
             "conditional": {"vs_real_TSRTR_auprc_delta": 0.0},
@@ -108,7 +126,7 @@ def test_summary_is_finite_json_without_negative_zero(tmp_path):
 
 def test_empty_tables_give_an_empty_summary_and_empty_curves(tmp_path):
     pd.DataFrame(columns=UTILITY_COLUMNS).to_csv(tmp_path / "utility.csv", index=False)
-    pd.DataFrame(columns=PAIRED_COLUMNS).to_csv(tmp_path / "paired.csv", index=False)
+    pd.DataFrame(columns=COLLECTED_PAIRED_COLUMNS).to_csv(tmp_path / "paired.csv", index=False)
     pd.DataFrame(columns=SWEEP_COLUMNS).to_csv(tmp_path / "sweep.csv", index=False)
     out = tmp_path / "summary.json"
     assert (
@@ -163,13 +181,18 @@ def records(frame: pd.DataFrame) -> list[tuple]:
 def test_curve_tables():
     curves = curve_tables(UTILITY, SWEEP)
     # TSRTR of the main study at every ratio; the NaN AUPRC of jitter is left out
-    assert records(curves["tsrtr"]) == [("d/t/tardiff", 0.5, 0.99), ("d/t/tardiff", 1.0, 0.4312)]
+    assert records(curves["tsrtr"]) == [
+        ("d/t/tardiff", 0.5, 0.99),
+        ("d/t/tardiff", 1.0, 0.4312),
+        ("d/t/tardiff (external)", 1.0, 0.35),
+    ]
     # pairs of the scarcity study only: TSRTR at ratio 1 and real at TRTR, every fraction
     assert records(curves["scarcity"]) == [
         ("d/t/real", 0.25, 0.05),
         ("d/t/real", 1.0, 0.4),
         ("d/t/tardiff", 0.25, 0.1),
         ("d/t/tardiff", 1.0, 0.4312),
+        ("d/t/tardiff (external)", 1.0, 0.35),
     ]
     assert records(curves["sweep"]) == [
         ("d/t/classifier_guidance", 0.1, 0.45),

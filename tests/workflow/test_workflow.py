@@ -12,9 +12,12 @@ from file_access import declared_jobs, job_access, under
 from wfutil import ROOT, snakemake
 
 from tardiff.config import load_config, study_pairs
+from tardiff.evaluate.collect import COLLECTED_PAIRED_COLUMNS
+from tardiff.evaluate.headline import headline_problems
+from tardiff.evaluate.metrics import SAME_SAMPLES
 from tardiff.evaluate.quality import FIDELITY_COLUMNS, PRIVACY_COLUMNS
 from tardiff.evaluate.studies import GUIDANCE_COLUMNS, SWEEP_COLUMNS
-from tardiff.evaluate.utility import PAIRED_COLUMNS, UTILITY_COLUMNS
+from tardiff.evaluate.utility import UTILITY_COLUMNS
 from tardiff.layout import Layout
 
 TEST_CONFIG = ROOT / "config/test.yaml"
@@ -75,17 +78,16 @@ def _check_evaluation_outputs(layout, config):
     methods = 6  # conditional, tardiff, classifier_guidance, cfg, influence_filter, jitter
     per_pair = seeds * (1 + methods * (1 + len(ratios) + len(multiples)))
     n_pairs = sum(len(e["tasks"]) for e in config["datasets"].values())
-    assert len(main) == per_pair * n_pairs
-    assert not main.duplicated(["dataset", "task", "method", "protocol", "ratio", "seed"]).any()
+    test_sets = ["internal", "external"]  # every model on both
+    assert main["test_set"].value_counts().to_dict() == dict.fromkeys(test_sets, per_pair * n_pairs)
+    model = ["dataset", "task", "method", "protocol", "ratio", "seed"]
+    assert not main.duplicated([*model, "test_set"]).any()
     scarce = utility[utility["fraction"] < 1.0]
     fractions = [f for f in ev["scarcity"]["fractions"] if f < 1]
     assert sorted(scarce["fraction"].unique()) == fractions
-    assert len(scarce) == len(fractions) * seeds * (1 + methods)
+    assert len(scarce) == 2 * len(fractions) * seeds * (1 + methods)
     assert set(scarce["protocol"]) == {"TRTR", "TSRTR"} and (scarce["ratio"].dropna() == 1).all()
-    paired = pd.read_csv(layout.metrics().paired)
-    assert list(paired.columns) == PAIRED_COLUMNS and (paired["n_seeds"] == seeds).all()
-    assert set(paired["baseline"]) == {"real", "conditional", "tardiff"}
-    assert (paired["delta_lo"] <= paired["delta_hi"]).all()
+    _check_paired(layout, config)
     for name, entry in config["datasets"].items():
         for task in entry["tasks"]:
             selection = json.loads(Path(layout.selection(name, task)).read_text())
@@ -96,6 +98,30 @@ def _check_evaluation_outputs(layout, config):
                     assert (chosen == selection["methods"][method]["chosen"]).all()
     for path in layout.report():
         assert Path(path).stat().st_size > 0, path
+
+
+def _check_paired(layout, config):
+    """The collected paired table: one primary row per base pair on the external population,
+    Holm-adjusted columns, same-samples rows apart; the verdict table and the results README."""
+    paired = pd.read_csv(layout.metrics().paired)
+    assert list(paired.columns) == COLLECTED_PAIRED_COLUMNS
+    assert (paired["n_seeds"] == config["evaluation"]["seeds"]).all()
+    assert set(paired["baseline"]) == {"real", "conditional", "tardiff"}
+    assert set(paired["test_set"]) == {"internal", "external"}
+    assert (paired["delta_lo"] <= paired["delta_hi"]).all()
+    assert (paired["delta_lo_adj"] <= paired["delta_hi_adj"]).all()
+    numbers = paired.select_dtypes("number").drop(columns="ratio")
+    assert np.isfinite(numbers.to_numpy(float)).all()
+    assert paired[["p_value", "p_holm"]].stack().between(0, 1).all()
+    primary = paired[paired["primary"]]
+    assert sorted(zip(primary.dataset, primary.task, strict=True)) == sorted(_base_pairs(config))
+    assert (primary["test_set"] == "external").all() and (primary["metric"] == "auprc").all()
+    same = paired["verdict"] == SAME_SAMPLES
+    assert (paired.loc[same, "verdict_adj"] == SAME_SAMPLES).all()
+    assert (paired.loc[same, "baseline"] != "real").all()
+    verdict_md = Path(layout.report().verdict_md).read_text()
+    readme = Path(layout.report().readme).read_text()
+    assert headline_problems(readme, verdict_md) == []
 
 
 def _base_pairs(config):
@@ -198,6 +224,9 @@ def test_end_to_end_test_config(test_config_run):
                 assert task in samples.columns and samples[task].nunique() == 2
                 assert not samples.drop(columns=["stay_id", "step", task]).isna().any().any()
         assert Path(layout.manifest(name)).exists()
+        external = pd.read_parquet(layout.cohort(name, external=True).stays)
+        assert (external["split"] == "test").all() and 0 < len(external) <= 300
+        assert external["age"].head(20).tolist() != stays["age"].head(20).tolist()  # own seed
     _check_evaluation_outputs(layout, config)
     _check_study_outputs(layout, config)
     again = snakemake(

@@ -5,6 +5,7 @@ import sys
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from tardiff.config import scarcity_tasks, study_pairs, validate_config
+from tardiff.demo import external_seed
 from tardiff.io import read_json
 from tardiff.evaluate.sets import evaluation_draws, generation_draws, selection_draws
 from tardiff.evaluate.studies import MAIN, study_draws, study_scale, sweep_draws
@@ -26,6 +27,9 @@ CFG = validate_config(
 )  # the one validation: schema, defaults, per-dataset defaults
 LAYOUT = Layout.from_config(CFG)
 DATASETS = CFG["datasets"]
+ENTRIES = {d: DatasetSettings.from_config(e) for d, e in DATASETS.items()}
+# dataset -> its external test population (the datasets that have one)
+EXTERNAL = {d: e.external for d, e in ENTRIES.items() if e.external is not None}
 METHODS = tuple(CFG["generation"]["methods"])
 SCALES = ScaleGrids.from_config(CFG["generation"]["scales"])
 N_SEEDS = CFG["evaluation"]["seeds"]
@@ -104,8 +108,18 @@ wildcard_constraints:
 
 
 def raw_input(wildcards):
-    entry = DatasetSettings.from_config(DATASETS[wildcards.dataset])
-    return LAYOUT.raw_input(wildcards.dataset, entry)
+    return LAYOUT.raw_input(wildcards.dataset, ENTRIES[wildcards.dataset])
+
+
+def external_raw_input(wildcards):
+    entry = ENTRIES[wildcards.dataset].external_entry()
+    return LAYOUT.raw_input(wildcards.dataset, entry, external=True)
+
+
+def external_inputs(wildcards):
+    """The external population's cohort the evaluation scores (none if the dataset has none)."""
+    base = parse_dataset(wildcards.dataset)[0]
+    return LAYOUT.cohort_inputs(base, external=True) if base in EXTERNAL else {}
 
 
 def selection_inputs(wildcards):
@@ -171,6 +185,8 @@ def pair_targets(dataset, task):
 def dataset_targets(dataset):
     """Every output of a dataset, its data-scarcity copies included (the manifest's list)."""
     targets = list(LAYOUT.cohort(dataset))
+    if dataset in EXTERNAL:
+        targets += LAYOUT.cohort(dataset, external=True)
     for d, t in PAIRS:
         if parse_dataset(d)[0] == dataset:
             targets += pair_targets(d, t) + (
@@ -195,8 +211,12 @@ def efficiency_inputs():
     """Benchmark files of every job of the main pairs, their influence summaries and
     generation records."""
     benchmarks = [LAYOUT.benchmark(d, "extract_cohort") for d in DATASETS]
-    benchmarks += [LAYOUT.benchmark(d, "demo_raw") for d in DATASETS
-                   if DatasetSettings.from_config(DATASETS[d]).uses_demo]  # fmt: skip
+    benchmarks += [
+        LAYOUT.benchmark(d, "demo_raw") for d in DATASETS if ENTRIES[d].uses_demo
+    ]
+    benchmarks += [LAYOUT.benchmark(d, "extract_external") for d in EXTERNAL]
+    benchmarks += [LAYOUT.benchmark(d, "external_demo_raw") for d in EXTERNAL
+                   if ENTRIES[d].external_entry().uses_demo]  # fmt: skip
     generated = {(m, w) for m, w, _ in generation_draws(METHODS, SCALES, N_SEEDS)}
     jobs = ["train_classifier", "influence", "train_diffusion", "select_scales", "evaluate",
             "fidelity", "privacy", *(f"generate_{m}_w{scale_tag(w)}" for m, w in sorted(generated))]  # fmt: skip

@@ -47,6 +47,55 @@ rule extract_cohort:
         "../scripts/extract_cohort.py"
 
 
+rule external_demo_raw:
+    """Simulate a demo dataset's external test population (its own simulator seed)."""
+    output:
+        directory(LAYOUT.raw("{dataset}", external=True)),
+    log:
+        LAYOUT.log("{dataset}", "external_demo_raw"),
+    benchmark:
+        LAYOUT.benchmark("{dataset}", "external_demo_raw")
+    wildcard_constraints:
+        dataset=BASE_DATASET,
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=MEM_MB["demo_raw"],
+    params:
+        source=lambda wc: EXTERNAL[wc.dataset].source,
+        n_stays=lambda wc: EXTERNAL[wc.dataset].demo.n_stays,
+        seed=external_seed(CFG["seed"]),
+        code=source_hash("demo", "variables", "io"),
+    script:
+        "../scripts/demo_raw.py"
+
+
+rule extract_external:
+    """The external test population -> Parquet cohort tables, every stay a test stay."""
+    input:
+        raw=external_raw_input,
+    output:
+        **LAYOUT.cohort("{dataset}", external=True)._asdict(),
+    log:
+        LAYOUT.log("{dataset}", "extract_external"),
+    benchmark:
+        LAYOUT.benchmark("{dataset}", "extract_external")
+    wildcard_constraints:
+        dataset=BASE_DATASET,
+    conda:
+        "../../envs/data.yaml"
+    threads: workflow.cores
+    resources:
+        mem_mb=MEM_MB["extract_cohort"],
+    params:
+        entry=lambda wc: ENTRIES[wc.dataset].external_entry().to_dict(),
+        split=None,
+        seed=CFG["seed"],
+        code=source_hash("extract", "variables", "io", "layout", "settings"),
+    script:
+        "../scripts/extract_cohort.py"
+
+
 rule scarcity_cohort:
     """The data-scarcity study's copy of a cohort: a stratified share of its train stays."""
     input:

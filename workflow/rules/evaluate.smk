@@ -25,8 +25,10 @@ checkpoint select_scales:
 
 
 rule evaluate:
-    """TRTR / TSTR / TSRTR / minority-only evaluation models scored on real test."""
+    """TRTR / TSTR / TSRTR / minority-only evaluation models scored on real test (the internal
+    split and the external population)."""
     input:
+        unpack(external_inputs),
         **COHORT_INPUTS,
         selection=LAYOUT.selection("{dataset}", "{task}"),
         synthetic=evaluation_inputs,
@@ -64,6 +66,7 @@ rule metrics:
     conda:
         "../../envs/torch.yaml"
     params:
+        primary=CFG["evaluation"]["primary"],
         code=source_hash("evaluate", "io", "layout"),
     script:
         "../scripts/metrics.py"

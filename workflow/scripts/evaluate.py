@@ -20,6 +20,9 @@ run_evaluation_stage(
     out=EvaluationFiles(**sm.output),
     methods=tuple(sm.params.methods),
     settings=EvaluationSettings.from_config(sm.params.evaluation),
+    external=(sm.input.external_stays, sm.input.external_timeseries)
+    if hasattr(sm.input, "external_stays")
+    else None,
     study=sm.params.study,
     seed=sm.params.seed,
     device=sm.params.device,

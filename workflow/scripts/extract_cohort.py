@@ -1,4 +1,5 @@
-"""Snakemake adapter: raw tables or a YAIB folder -> Parquet cohort."""
+"""Snakemake adapter: raw tables or a YAIB folder -> Parquet cohort (split None: an external
+test population, every stay a test stay)."""
 
 import _srcpath  # noqa: F401  (repository src/ on sys.path)
 
@@ -13,6 +14,6 @@ build_cohort(
     entry=DatasetSettings.from_config(sm.params.entry),
     raw=sm.input.raw,
     out=CohortFiles(**sm.output),
-    split=SplitSettings.from_config(sm.params.split),
+    split=SplitSettings.from_config(sm.params.split) if sm.params.split else None,
     seed=sm.params.seed,
 )

@@ -8,6 +8,15 @@ import time
 
 from tardiff.io import atomic_dir
 
+#: added to the master seed to seed the simulator of a demo dataset's external population
+EXTERNAL_SEED_OFFSET = 104_729
+
+
+def external_seed(seed: int) -> int:
+    """Simulator seed of a demo dataset's external test population: derived from the master
+    seed and never equal to it, so its stays are an independent draw of the same process."""
+    return seed + EXTERNAL_SEED_OFFSET
+
 
 def write_demo(source: str, out_dir: str | os.PathLike, n_stays: int, seed: int, log=None) -> dict:
     """Write the raw tables of ``n_stays`` simulated ICU stays of ``source`` into ``out_dir``.

@@ -10,8 +10,8 @@ of a step and the update itself, with the formulas), picked once per run from
 2. Guidance hook: ``shift = weight_t * guidance(x0_hat, x_t, y, t, sigma_t)`` (shape
    ``(B, T, C)``, computed with the callable's own autograd) and ``x0_hat <- x0_hat + shift``,
    ``weight_t`` the step's factor of the ``shift_schedule``
-   (:func:`~tardiff.diffusion.steppers.shift_weights`); steps with weight 0 and the noisiest
-   steps :func:`~tardiff.diffusion.steppers.guided_steps` leaves out (by their share of the
+   (:func:`~tardiff.diffusion.steppers.shift_weights`); steps with weight 0 and the steps
+   :func:`~tardiff.diffusion.steppers.guided_steps` leaves out (the smallest shares of the
    weighted move) make no guidance call.
 3. The stepper's update from the final ``x0_hat``, then its noise ``sd z``, ``z ~ N(0, I)``.
 
@@ -130,8 +130,9 @@ def sample(
     factor) and, for a hook with a classifier (``flip_share``), flip_share: the share of the batch
     whose ``x0_hat`` the classifier assigns to the other label. ``shift_schedule`` and
     ``shift_cutoff`` weight the shift by step (:func:`shift_weights`); ``guide_skip_share``
-    leaves the guidance out of the first steps that together move the mean by at most that share
-    of the run's summed ``|c1| * weight`` (:func:`guided_steps`; 0 guides every step).
+    leaves the guidance out of the steps with the smallest moves that together move the mean by
+    at most that share of the run's summed ``|c1| * weight`` (:func:`guided_steps`; 0 guides
+    every step).
     """
     if sampler not in STEPPERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")

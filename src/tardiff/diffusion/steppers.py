@@ -17,17 +17,18 @@ A shift of ``x0_hat`` moves the step mean by ``c1 * shift``, ``c1`` = :meth:`Ste
 the coefficient of ``x0_hat`` in the mean (ddpm: ``c1_t``; ddim: ``sqrt(ab_s) - sqrt(1 - ab_s -
 sigma^2) sqrt(ab_t / (1 - ab_t))``; dpm_solver++: ``-sqrt(ab_s) expm1(-h)`` times ``1 + 1/(2r)``
 at second order, 1 into the clean end; its later effect through the multistep history is not
-counted). :func:`guided_steps` leaves guidance out of the noisiest steps by their share of the
-summed ``|c1|``.
+counted). :func:`guided_steps` leaves guidance out of the steps that carry the smallest share
+of the summed ``|c1|`` (times the shift schedule's weight, :func:`shift_weights`).
 
 The ``ddim`` grid has ``k`` steps ``t_j = round((k - j) T / k) - 1``, ``j = 0..k-1``
 ("trailing" spacing): it starts at ``T - 1`` and ``k = T`` gives every step. The
-``dpm_solver++`` grid is uniform in log-SNR from ``t = T - 1`` to ``t = 0``
-(:func:`~tardiff.diffusion.schedule.logsnr_grid`, Lu et al.'s spacing; points that round to
-the same timestep are merged, so a run takes at most ``k`` network evaluations). Ending at
-``t = 0`` matters: the jump into the clean end returns ``x0_hat = E[x0 | x_t]``, whose spread
-is below the data's by the noise left at ``t``; from the trailing grid's last step
-(``t = T/k - 1``) that cost 8 % of the SD of a narrow (SD 0.2) Gaussian at ``k = 20``
+``dpm_solver++`` grid is uniform in log-SNR over the range where the data's signal is between
+1/50 and 50 times the noise (:func:`~tardiff.diffusion.schedule.logsnr_grid`, Lu et al.'s
+spacing; points that round to the same timestep are merged, so a run takes at most ``k``
+network evaluations). Where it ends matters: the jump into the clean end returns ``x0_hat =
+E[x0 | x_t]``, whose spread is below the data's by the noise left at ``t``; from the trailing
+DDIM grid's last step (``t = T/k - 1``) that cost 8 % of the SD of a narrow (SD 0.2) Gaussian at
+``k = 20``, from the log-SNR grid's (noise 2 % of the signal) 0.5 %
 (``benchmarks/sampler_bias.py``).
 """
 
@@ -181,7 +182,7 @@ class DPMSolverStepper(Stepper):
     """Deterministic DPM-Solver++(2M) in x0 space (:func:`dpm_solver_mean`); adds no noise."""
 
     def grid(self, steps: int) -> list[int]:
-        """Uniform in log-SNR, ``T - 1`` down to 0 (:func:`logsnr_grid`)."""
+        """Uniform in log-SNR where data and noise are within a factor 50 (:func:`logsnr_grid`)."""
         return logsnr_grid(self.schedule, steps)
 
     def new_state(self) -> tuple[list[torch.Tensor], list[float]]:
@@ -214,18 +215,19 @@ STEPPERS: dict[str, type[Stepper]] = {
 SAMPLERS = tuple(STEPPERS)
 
 
-def guided_steps(coefs: list[float], skip_share: float) -> list[bool]:
-    """Which steps to guide: all but the longest run of first (noisiest) steps whose ``|c1|``
-    sum to at most ``skip_share`` of the run's total (the share of a constant shift's move); 0
-    guides every step."""
+def guided_steps(moves: list[float], skip_share: float) -> list[bool]:
+    """Which steps to guide: all but the steps with the smallest moves (``|c1|`` times the shift
+    schedule's weight; ties: the noisier step first) that together carry at most ``skip_share``
+    of the run's total move; 0 guides every step. With the constant schedule these are the first
+    (noisiest) steps; with ``noise`` also the last ones, where the weight has faded."""
     if skip_share <= 0:
-        return [True] * len(coefs)
-    budget, spent, skip = skip_share * sum(coefs), 0.0, 0
-    for c in coefs:
-        if spent + c > budget:
+        return [True] * len(moves)
+    budget, spent, guided = skip_share * sum(moves), 0.0, [True] * len(moves)
+    for i in sorted(range(len(moves)), key=lambda i: (moves[i], i)):
+        if spent + moves[i] > budget:
             break
-        spent, skip = spent + c, skip + 1
-    return [i >= skip for i in range(len(coefs))]
+        spent, guided[i] = spent + moves[i], False
+    return guided
 
 
 #: ``generation.shift_schedule`` options (:func:`shift_weights`)

@@ -2,8 +2,10 @@
 
 :func:`collect_tables` concatenates the per-(dataset, task) CSV files of each kind (utility rows,
 paired differences, fidelity, privacy, scale sweep, guidance studies) into ``results/metrics/``,
-checking each file's columns. :func:`write_study_report` draws the figures and tables of the
-fidelity, privacy and guidance studies (:mod:`tardiff.evaluate.study_figures`) from them.
+checking each file's columns; the paired differences, now all in one table, get the primary
+comparison and Holm's adjustment of every other row (:mod:`tardiff.evaluate.multiplicity`).
+:func:`write_study_report` draws the figures and tables of the fidelity, privacy and guidance
+studies (:mod:`tardiff.evaluate.study_figures`) from them.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from pathlib import Path
 import pandas as pd
 
 from tardiff.evaluate import study_figures as figures
+from tardiff.evaluate.multiplicity import ADJUSTED_COLUMNS, adjust
 from tardiff.evaluate.quality import FIDELITY_COLUMNS, PRIVACY_COLUMNS
 from tardiff.evaluate.studies import GUIDANCE_COLUMNS, SWEEP_COLUMNS
 from tardiff.evaluate.utility import PAIRED_COLUMNS, UTILITY_COLUMNS
 from tardiff.io import read_json, write_csv
 from tardiff.layout import MetricsFiles, StudyReportFiles
+from tardiff.settings import PrimarySettings
 
 #: columns of each table of ``MetricsFiles``
 TABLES = {
@@ -29,6 +33,8 @@ TABLES = {
     "sweep": SWEEP_COLUMNS,
     "guidance": GUIDANCE_COLUMNS,
 }
+#: columns of the collected paired table: the per-dataset ones, then the adjustment's
+COLLECTED_PAIRED_COLUMNS = [*PAIRED_COLUMNS, *ADJUSTED_COLUMNS]
 
 
 def read_table(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
@@ -39,12 +45,17 @@ def read_table(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
     return frame
 
 
-def collect_tables(*, inputs: dict[str, Sequence[str | Path]], out: MetricsFiles) -> None:
-    """Concatenate each kind's per-pair files (``inputs[kind]``) into ``out``'s file."""
+def collect_tables(
+    *, inputs: dict[str, Sequence[str | Path]], out: MetricsFiles, primary: PrimarySettings
+) -> None:
+    """Concatenate each kind's per-pair files (``inputs[kind]``) into ``out``'s file; adjust the
+    paired differences for ``primary`` and multiplicity."""
     for kind, columns in TABLES.items():
         frames = [read_table(p, columns) for p in inputs.get(kind, ())]
         frames = [f for f in frames if len(f)]
         table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+        if kind == "paired":
+            table = adjust(table, primary)[COLLECTED_PAIRED_COLUMNS]
         write_csv(table, getattr(out, kind))
 
 

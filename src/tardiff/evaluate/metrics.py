@@ -1,19 +1,13 @@
-"""Utility metrics on the real test split, bootstrap intervals and paired differences.
+"""Utility metrics, a bootstrap interval of one score, and how a difference reads.
 
 - :func:`scores`: AUROC, AUPRC (average precision) and the minority-class F1 at a given
   threshold; :func:`f1_threshold` picks that threshold on validation data (the ``select`` part),
   never on test.
-- :func:`metric_interval`: a 95 % bootstrap interval over test stays, resampled *stratified by
-  label* (positives and negatives separately, each with replacement), so no resample lacks a class
-  and AUROC/AUPRC stay defined however few positives the test split has.
-- :func:`paired_difference`: Δ = metric(A) − metric(B) of two arms scored on the same test stays
-  in each seed. The interval comes from a hierarchical bootstrap: every resample draws the seeds
-  with replacement and the test stays (stratified, as above), and averages Δ over the drawn seeds
-  on the drawn stays, so both the seed-to-seed and the test-sample variation enter it. Where it
-  contains 0 the verdict is "no detectable difference".
-
-All resampling goes through ``scipy.stats.bootstrap`` (independent samples: seeds, positive stays,
-negative stays) with a seeded generator, so the same inputs give the same interval.
+- :func:`metric_interval`: a 95 % BCa bootstrap interval of one score (``scipy.stats.bootstrap``,
+  seeded), resampled *stratified by label* (positives and negatives separately, each with
+  replacement), so no resample lacks a class (the privacy attack's AUC). The utility evaluation
+  scores many models on shared resamples instead (:mod:`tardiff.evaluate.resampling`).
+- :attr:`Interval.verdict`: a difference whose interval contains 0 is "no detectable difference".
 """
 
 from __future__ import annotations
@@ -29,6 +23,8 @@ from sklearn.metrics import precision_recall_curve
 from tardiff.data import minority_label
 
 NO_DIFFERENCE = "no detectable difference"
+#: the reading of two arms trained on the same synthetic samples: no comparison at all
+SAME_SAMPLES = "same samples"
 
 
 def f1_threshold(y_val: np.ndarray, score_val: np.ndarray) -> float:
@@ -120,7 +116,8 @@ class Interval:
         return NO_DIFFERENCE
 
 
-def _strata(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def strata(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the positive and the negative stays (at least 2 of each, or ValueError)."""
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
     if len(pos) < 2 or len(neg) < 2:
         raise ValueError(f"need at least 2 stays of each class, got {len(pos)} and {len(neg)}")
@@ -139,7 +136,7 @@ def metric_interval(
     """``metric`` of one arm on the test stays with a stratified bootstrap interval (BCa, or
     percentiles where BCa is undefined)."""
     fn = metric_function(metric, threshold, minority_label(y))
-    pos, neg = _strata(y)
+    pos, neg = strata(y)
 
     def statistic(p, n, axis=-1):
         rows = np.concatenate([p, n], axis=-1)
@@ -156,65 +153,3 @@ def metric_interval(
         # BCa is undefined when the resampled statistic hardly varies (e.g. a perfect ranking)
         return metric_interval(y, score, metric, threshold, seed, n_resamples, "percentile")
     return Interval(float(fn(y, score)), float(ci.low), float(ci.high))
-
-
-@dataclass(frozen=True)
-class PairedDifference:
-    """Mean Δ over seeds with its interval, the per-seed Δ and the share of seeds with Δ > 0."""
-
-    interval: Interval
-    per_seed: tuple[float, ...]
-
-    @property
-    def share_positive(self) -> float:
-        return float(np.mean(np.asarray(self.per_seed) > 0))
-
-
-def paired_difference(
-    y: np.ndarray,
-    score_a: np.ndarray,
-    score_b: np.ndarray,
-    metric: str,
-    thresholds: tuple[np.ndarray, np.ndarray],
-    seed: int,
-    n_resamples: int = 1000,
-    method: str = "percentile",
-) -> PairedDifference:
-    """Δ = metric(A) − metric(B) on the same test stays, per seed and pooled (module docstring).
-
-    ``score_a``/``score_b`` are (seeds, stays); ``thresholds`` the F1 thresholds of A and B per
-    seed (chosen on validation). The interval defaults to percentiles: with a handful of seeds
-    BCa's jackknife over seeds is unstable.
-    """
-    score_a, score_b = np.atleast_2d(score_a), np.atleast_2d(score_b)
-    if score_a.shape != score_b.shape or score_a.shape[1] != len(y):
-        raise ValueError(f"scores must be (seeds, {len(y)}), got {score_a.shape}, {score_b.shape}")
-    minority = minority_label(y)
-    fa = [metric_function(metric, float(t), minority) for t in thresholds[0]]
-    fb = [metric_function(metric, float(t), minority) for t in thresholds[1]]
-
-    def deltas(rows: np.ndarray) -> np.ndarray:
-        """Δ of every seed on the stays ``rows`` (..., n) -> (..., seeds)."""
-        yr = y[rows]
-        return np.stack(
-            [fa[k](yr, score_a[k][rows]) - fb[k](yr, score_b[k][rows]) for k in range(len(fa))],
-            axis=-1,
-        )
-
-    per_seed = tuple(float(d) for d in deltas(np.arange(len(y))))
-    pos, neg = _strata(y)
-
-    def statistic(*samples, axis=-1):
-        *seeds, p, n = samples  # one seed: nothing to resample between seeds
-        d = deltas(np.concatenate([p, n], axis=-1))
-        drawn = seeds[0] if seeds else np.zeros(d.shape[:-1] + (1,), int)
-        return np.take_along_axis(d, drawn, -1).mean(-1)
-
-    data = (pos, neg) if len(score_a) == 1 else (np.arange(len(score_a)), pos, neg)
-    result = stats.bootstrap(
-        data, statistic, vectorized=True, n_resamples=n_resamples, method=method,
-        confidence_level=0.95, rng=np.random.default_rng(seed),
-    )  # fmt: skip
-    ci = result.confidence_interval
-    estimate = float(np.mean(per_seed))
-    return PairedDifference(Interval(estimate, float(ci.low), float(ci.high)), per_seed)

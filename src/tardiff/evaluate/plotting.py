@@ -87,16 +87,25 @@ def cells(table: pd.DataFrame, name: str) -> list[str]:
     ]
 
 
-def write_markdown(title: str, table: pd.DataFrame, path: str) -> None:
-    """A title line, then a pipe table of the (already formatted) cells."""
+def markdown_table(table: pd.DataFrame) -> list[str]:
+    """The lines of a pipe table of the (already formatted) cells."""
 
     def row(values: Sequence[object]) -> str:
         return "| " + " | ".join(str(v).replace("|", "\\|") for v in values) + " |"
 
-    lines = [title, "", row(table.columns), "|" + "---|" * len(table.columns)]
-    lines += [row(values) for values in table.itertuples(index=False)]
+    lines = [row(table.columns), "|" + "---|" * len(table.columns)]
+    return lines + [row(values) for values in table.itertuples(index=False)]
+
+
+def write_text(lines: Sequence[str], path: str) -> None:
+    """``lines`` as a text file (atomically)."""
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
+
+
+def write_markdown(title: str, table: pd.DataFrame, path: str) -> None:
+    """A title line, then a pipe table of the (already formatted) cells."""
+    write_text([title, "", *markdown_table(table)], path)
 
 
 def summarise(

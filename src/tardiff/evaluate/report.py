@@ -1,8 +1,10 @@
 """Figures and tables of the utility evaluation (:func:`write_report`).
 
-Reads every dataset's ``utility.csv`` (one row per trained evaluation model), ``paired.csv``
-(paired differences) and the ``selection.json`` files (guidance scales scored on validation), and
-writes the paper's figures (PNG and PDF) and tables (Markdown and CSV) named by ``ReportFiles``.
+Reads every dataset's ``utility.csv`` (one row per trained evaluation model and test set), the
+collected ``paired.csv`` (paired differences, adjusted for multiplicity) and the
+``selection.json`` files (guidance scales scored on validation), and writes the paper's figures
+(PNG and PDF), its tables (Markdown and CSV), the verdict table and the results README
+(:mod:`tardiff.evaluate.verdict`) named by ``ReportFiles``.
 
 Conventions:
 - An estimate over seeds is the mean of the per-seed values; its interval is the mean of the
@@ -10,6 +12,8 @@ Conventions:
   the minimum to the maximum over seeds.
 - Main results use the full real train split (``fraction`` 1.0); the data-scarcity figure uses the
   rest. A dataset named ``<base>-train<fraction>`` is read as ``<base>`` at that fraction.
+- Tables show every test set (``test_set``); figures show the headline one (the external
+  population where a dataset has one, :func:`~tardiff.evaluate.multiplicity.on_headline_test_set`).
 - Methods and protocols have a fixed order and colour; unknown methods come last, by name.
 """
 
@@ -23,6 +27,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from tardiff.evaluate.collect import COLLECTED_PAIRED_COLUMNS
+from tardiff.evaluate.multiplicity import on_headline_test_set
 from tardiff.evaluate.plotting import (
     BAND_NOTE,
     METHOD_ORDER,
@@ -38,28 +44,32 @@ from tardiff.evaluate.plotting import (
     num,
     panels,
     placeholder,
-    plain,
     rank,
     sort_rows,
     style,
     summarise,
     symlog_axis,
     write_markdown,
+    write_text,
+)
+from tardiff.evaluate.verdict import (
+    paired_summary,
+    results_readme,
+    setting,
+    verdict_markdown,
+    verdict_table,
 )
 from tardiff.io import write_csv
 from tardiff.layout import ReportFiles, parse_dataset
 
 PROTOCOL_ORDER = ("TRTR", "TSTR", "TSRTR", "minority")
-_ORDERS = {**ORDERS, "protocol": PROTOCOL_ORDER}
-_TEXT = ("dataset", "task", "method", "baseline", "protocol", "metric", "verdict")
+_ORDERS = {**ORDERS, "protocol": PROTOCOL_ORDER, "test_set": ("internal", "external")}
+_TEXT = ("dataset", "task", "test_set", "method", "baseline", "protocol", "metric", "verdict",
+         "verdict_adj")  # fmt: skip
 _METRICS = ("auroc", "auprc", "minority_f1")
 UTILITY_COLUMNS = (
-    ("dataset", "task", "method", "protocol", "ratio", "fraction", "seed", "scale")
+    ("dataset", "task", "test_set", "method", "protocol", "ratio", "fraction", "seed", "scale")
     + tuple(f"{m}{s}" for m in _METRICS for s in ("", "_lo", "_hi"))
-)  # fmt: skip
-PAIRED_COLUMNS = (
-    "dataset", "task", "method", "baseline", "protocol", "ratio", "fraction", "metric",
-    "delta", "delta_lo", "delta_hi", "share_positive", "n_seeds", "verdict",
 )  # fmt: skip
 
 
@@ -70,18 +80,24 @@ def write_report(
     selections: Sequence[str | Path],
     out: ReportFiles,
 ) -> None:
-    """Write the three figures (PNG + PDF) and three tables (Markdown + CSV) of ``out``."""
+    """Write the three figures (PNG + PDF), the four tables (Markdown + CSV) and the results
+    README of ``out``."""
     runs = _read_csv(utility, UTILITY_COLUMNS)
     _check_one_scale(runs, utility)
-    diffs = _read_csv(paired, PAIRED_COLUMNS)
+    diffs = _read_csv(paired, COLLECTED_PAIRED_COLUMNS)
     chosen = [s for s in map(_read_selection, selections) if s["methods"]]  # any guided method
     chosen.sort(key=lambda s: (s["dataset"], s["task"]))
     _table1(runs, out)
     _paired_table(diffs, out)
     _table4(runs, out)
+    verdicts = verdict_table(diffs)
+    write_csv(verdicts, out.verdict_csv)
+    write_text(verdict_markdown(verdicts), out.verdict_md)
+    write_text(results_readme(verdicts), out.readme)
+    headline = runs[on_headline_test_set(runs)]
     with style():
-        _ratio_figure(runs, out)
-        _scarcity_figure(runs, out)
+        _ratio_figure(headline, out)
+        _scarcity_figure(headline, out)
         _selection_figure(chosen, out)
 
 
@@ -102,7 +118,7 @@ def _read_csv(path: str | Path, required: Sequence[str]) -> pd.DataFrame:
 
 def _check_one_scale(runs: pd.DataFrame, path: str | Path) -> None:
     """Each method must come at one guidance scale per setting (the chosen one)."""
-    keys = ["dataset", "task", "method", "protocol", "ratio", "fraction"]
+    keys = ["dataset", "task", "test_set", "method", "protocol", "ratio", "fraction"]
     scales = runs.groupby(keys, dropna=False)["scale"].nunique()
     if (scales > 1).any():
         raise ValueError(f"{path}: column scale has several values for {scales.idxmax()}")
@@ -124,7 +140,7 @@ def _full(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _table1(runs: pd.DataFrame, out: ReportFiles) -> None:
-    keys = ["dataset", "task", "protocol", "method"]
+    keys = ["dataset", "task", "test_set", "protocol", "method"]
     rows = runs[runs["protocol"].isin(["TRTR", "TSTR"]) & _full(runs)]
     table = summarise(rows, keys, ("auroc", "auprc"), _ORDERS)
     write_csv(table, out.table1_csv)
@@ -134,35 +150,24 @@ def _table1(runs: pd.DataFrame, out: ReportFiles) -> None:
         **{"AUPRC [95 % CI]": cells(table, "auprc"), "AUPRC SD": table["auprc_sd"].map(num)},
     )
     title = (
-        "Table 1. TRTR and TSTR on the real test split (all real train data): mean over seeds "
-        "[mean of the per-seed 95 % test-bootstrap interval bounds]; SD over seeds."
+        "Table 1. TRTR and TSTR on the real test sets (all real train data; internal: the test "
+        "split, external: the external population): mean over seeds [mean of the per-seed 95 % "
+        "test-bootstrap interval bounds]; SD over seeds."
     )
     write_markdown(title, shown, out.table1_md)
 
 
 def _paired_table(diffs: pd.DataFrame, out: ReportFiles) -> None:
-    by = ["dataset", "task", "baseline", "protocol", "ratio", "method", "fraction", "metric"]
-    table = sort_rows(diffs[list(PAIRED_COLUMNS)], by, _ORDERS)
+    """The full paired table (CSV, sorted) and its summary (Markdown)."""
+    by = ["dataset", "task", "test_set", "baseline", "protocol", "ratio", "method", "fraction",
+          "metric"]  # fmt: skip
+    table = sort_rows(diffs[list(COLLECTED_PAIRED_COLUMNS)], by, _ORDERS)
     write_csv(table, out.paired_csv)
-    shown = table[by].assign(ratio=plain(table["ratio"]), fraction=plain(table["fraction"]))
-    shown["Δ [95 % CI]"] = cells(table, "delta")
-    shown["share Δ>0"] = table["share_positive"].map(num)
-    shown["seeds"], shown["verdict"] = plain(table["n_seeds"]), table["verdict"]
-    title = (
-        "Paired differences Δ = method − baseline on the same test stays, mean over seeds [95 % "
-        "hierarchical bootstrap interval]; 'no detectable difference' where it contains 0."
-    )
-    write_markdown(title, shown, out.paired_md)
-
-
-def _setting(protocol: str, ratio: float) -> str:
-    if protocol == "minority":
-        return f"minority ×{format(float(ratio), 'g')}"
-    return protocol if pd.isna(ratio) else f"{protocol} α={format(float(ratio), 'g')}"
+    write_text(paired_summary(table), out.paired_md)
 
 
 def _table4(runs: pd.DataFrame, out: ReportFiles) -> None:
-    keys = ["dataset", "task", "protocol", "ratio", "method"]
+    keys = ["dataset", "task", "test_set", "protocol", "ratio", "method"]
     protocol = runs["protocol"]
     keep = (
         ((protocol == "TRTR") & (runs["method"] == "real"))
@@ -171,8 +176,8 @@ def _table4(runs: pd.DataFrame, out: ReportFiles) -> None:
     )
     table = summarise(runs[keep & _full(runs)], keys, ("minority_f1",), _ORDERS)
     write_csv(table, out.table4_csv)
-    settings = [_setting(p, r) for p, r in zip(table["protocol"], table["ratio"], strict=True)]
-    shown = table[["dataset", "task"]].assign(
+    settings = [setting(p, r) for p, r in zip(table["protocol"], table["ratio"], strict=True)]
+    shown = table[["dataset", "task", "test_set"]].assign(
         setting=settings,
         method=table["method"],
         seeds=table["n_seeds"],
@@ -180,7 +185,7 @@ def _table4(runs: pd.DataFrame, out: ReportFiles) -> None:
         **{"SD": table["minority_f1_sd"].map(num)},
     )
     title = (
-        "Table 4. Minority-class F1 on the real test split: real data alone (TRTR), synthetic "
+        "Table 4. Minority-class F1 on the real test sets: real data alone (TRTR), synthetic "
         "added at α=1 (TSRTR), and minority-only augmentation (×multiple of the real minority "
         "count); mean over seeds [mean of the per-seed 95 % test-bootstrap interval bounds]."
     )
@@ -222,7 +227,10 @@ def _ratio_figure(runs: pd.DataFrame, out: ReportFiles) -> None:
             ax.set_ylabel(metric.upper() if col == 0 else "")
             ax.set_xlabel("synthetic ratio α" if row == 1 else "")
         axes[0, col].set_title(f"{dataset} · {task}", fontsize=9)
-    note = f"TSRTR utility against α (all real train data); {BAND_NOTE}; dashed: real TRTR mean"
+    note = (
+        f"TSRTR utility against α (all real train data; external test population where there is "
+        f"one); {BAND_NOTE}; dashed: real TRTR mean"
+    )
     finish(fig, note, *_files(out, "fig2"))
 
 
@@ -241,7 +249,8 @@ def _scarcity_figure(runs: pd.DataFrame, out: ReportFiles) -> None:
         log_axis(ax, sorted(set(tsrtr["fraction"]) | set(real["fraction"])))
         ax.set(xlabel="share of real train kept (log)", ylabel="AUPRC")
         ax.set_title(f"{dataset} · {task}", fontsize=9)
-    finish(fig, f"Data scarcity: {BAND_NOTE}", *_files(out, "scarcity"))
+    note = f"Data scarcity (external test population where there is one): {BAND_NOTE}"
+    finish(fig, note, *_files(out, "scarcity"))
 
 
 def _selection_panel(ax: Axes, selection: dict) -> None:

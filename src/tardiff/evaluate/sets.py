@@ -10,11 +10,14 @@
 - Subsets are **nested**: one seeded permutation per class of each draw, and every protocol takes
   the first k samples of each class, so a smaller α is always a subset of a larger one.
 - A :class:`Plan` pools the real and synthetic arrays once and lists, per evaluation model, the
-  pool rows it trains on, its seed and what it is (method, protocol, ratio, scale, counts).
+  pool rows it trains on, its seed and what it is (method, protocol, ratio, scale, counts, and
+  the fingerprint of its synthetic samples: two arms with equal fingerprints are the same
+  samples, e.g. a guided method whose chosen scale is 0 and ``conditional``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +40,13 @@ class Draw:
     key: DrawKey
     x: np.ndarray
     y: np.ndarray
+
+    @property
+    def fingerprint(self) -> str:
+        """Digest of the samples and labels: equal for two draws of the same samples."""
+        digest = hashlib.sha256(np.ascontiguousarray(self.x).tobytes())
+        digest.update(np.ascontiguousarray(self.y).tobytes())
+        return digest.hexdigest()
 
 
 def selection_draws(methods: tuple[str, ...], scales: ScaleGrids, seeds: int) -> list[DrawKey]:
@@ -171,7 +181,7 @@ def add_protocols(
     rows = plan.add_data(draw.x, draw.y)
     orders = class_orders(draw.y, seed)
     what = f"{method} seed {seed}"
-    meta = {"method": method, "scale": scale}
+    meta = {"method": method, "scale": scale, "samples": draw.fingerprint}
     if tstr:
         synth = rows[take(orders, ratio_counts(y_real, 1.0), what)]
         plan.add_model(synth, seed, protocol="TSTR", ratio=None, **meta,

@@ -7,9 +7,12 @@ module derives both from the tidy tables of ``results/metrics/`` (:mod:`tardiff.
   task and method of the main study (``fraction`` 1.0), the mean over evaluation seeds of test
   AUROC and AUPRC of ``real`` at TRTR and of every other method at TSTR and at TSRTR with α = 1
   (keys ``<protocol>_<metric>``), and the paired AUPRC difference against ``real`` at TSRTR α = 1
-  (``vs_real_TSRTR_auprc_delta``). Values are rounded to 4 decimals; a non-finite one is left out.
+  (``vs_real_TSRTR_auprc_delta``), on the internal test split; on the external population the
+  same keys start with ``external_``. Values are rounded to 4 decimals; a non-finite one is left
+  out.
 - :func:`curve_tables` (``metrics/curves/``, ``dvc plots show``): long tables ``series, <x>,
-  auprc``, one line per ``series`` (``dataset/task/method``), AUPRC averaged over seeds: TSRTR
+  auprc``, one line per ``series`` (``dataset/task/method``, `` (external)`` appended on the
+  external population), AUPRC averaged over seeds: TSRTR
   test AUPRC against the synthetic ratio α (main study), test AUPRC against the share of real
   train kept (pairs of the data-scarcity study: TSRTR α = 1, and TRTR for ``real``) and the scale
   sweep's validation AUPRC against the guidance scale.
@@ -24,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tardiff.evaluate.collect import read_table
+from tardiff.evaluate.collect import COLLECTED_PAIRED_COLUMNS, read_table
 from tardiff.evaluate.studies import SWEEP_COLUMNS
-from tardiff.evaluate.utility import PAIRED_COLUMNS, UTILITY_COLUMNS
+from tardiff.evaluate.utility import UTILITY_COLUMNS
 from tardiff.io import write_csv, write_json
 from tardiff.layout import CurveFiles
 
@@ -37,6 +40,11 @@ DIGITS = 4
 #: key of the paired difference in the summary
 DELTA_KEY = "vs_real_TSRTR_auprc_delta"
 PAIR_KEYS = ["dataset", "task", "method"]
+
+
+def _prefix(test_set: str) -> str:
+    """Start of the summary keys of a test set (none for the internal test split)."""
+    return "" if test_set == "internal" else f"{test_set}_"
 
 
 def _rounded(value: object) -> float | None:
@@ -62,8 +70,9 @@ def _main_arms(utility: pd.DataFrame) -> pd.DataFrame:
     return main[keep]
 
 
-def _paired_deltas(paired: pd.DataFrame) -> dict[tuple[str, str, str], float]:
-    """AUPRC difference of each method against ``real`` at TSRTR α = 1 (main study)."""
+def _paired_deltas(paired: pd.DataFrame) -> dict[tuple[str, ...], float]:
+    """AUPRC difference of each method against ``real`` at TSRTR α = 1 (main study), by
+    dataset, task, method and test set."""
     rows = paired[
         (paired["baseline"] == "real")
         & (paired["protocol"] == "TSRTR")
@@ -71,7 +80,8 @@ def _paired_deltas(paired: pd.DataFrame) -> dict[tuple[str, str, str], float]:
         & _close(paired["ratio"], SUMMARY_RATIO)
         & _close(paired["fraction"], 1.0)
     ]
-    keys = [tuple(str(v) for v in key) for key in rows[PAIR_KEYS].itertuples(index=False)]
+    columns = [*PAIR_KEYS, "test_set"]
+    keys = [tuple(str(v) for v in key) for key in rows[columns].itertuples(index=False)]
     if len(set(keys)) != len(keys):
         raise ValueError("paired table: more than one TSRTR AUPRC row against real per method")
     return dict(zip(keys, rows["delta"], strict=True))
@@ -87,13 +97,14 @@ def _put(summary: dict, key: Sequence[str], name: str, value: object) -> None:
 def metrics_summary(utility: pd.DataFrame, paired: pd.DataFrame) -> dict:
     """``{dataset: {task: {method: {"TSRTR_auprc": ..., ...}}}}`` (module docstring)."""
     summary: dict = {}
-    groups = _main_arms(utility).groupby([*PAIR_KEYS, "protocol"])[["auroc", "auprc"]].mean()
-    for (dataset, task, method, protocol), row in groups.iterrows():
+    keys = [*PAIR_KEYS, "test_set", "protocol"]
+    groups = _main_arms(utility).groupby(keys)[["auroc", "auprc"]].mean()
+    for (dataset, task, method, test_set, protocol), row in groups.iterrows():
         for metric in ("auroc", "auprc"):
             key = (str(dataset), str(task), str(method))
-            _put(summary, key, f"{protocol}_{metric}", row[metric])
-    for key, delta in _paired_deltas(paired).items():
-        _put(summary, key, DELTA_KEY, delta)
+            _put(summary, key, f"{_prefix(test_set)}{protocol}_{metric}", row[metric])
+    for (*key, test_set), delta in _paired_deltas(paired).items():
+        _put(summary, key, f"{_prefix(test_set)}{DELTA_KEY}", delta)
     return summary
 
 
@@ -103,10 +114,13 @@ def _curve(rows: pd.DataFrame, x: str) -> pd.DataFrame:
     rows = rows[np.isfinite(rows["auprc"].to_numpy(float))]
     if rows.empty:
         return pd.DataFrame(columns=columns)
-    means = rows.groupby([*PAIR_KEYS, x])["auprc"].mean().reset_index()
+    by = [*PAIR_KEYS, *(["test_set"] if "test_set" in rows else []), x]
+    means = rows.groupby(by)["auprc"].mean().reset_index()
     series = means["dataset"].astype(str)
     for key in PAIR_KEYS[1:]:
         series = series + "/" + means[key].astype(str)
+    if "test_set" in means:
+        series = series + means["test_set"].map(lambda t: "" if t == "internal" else f" ({t})")
     table = pd.DataFrame(
         {"series": series, x: means[x].astype(float), "auprc": means["auprc"].round(DIGITS)}
     )
@@ -131,7 +145,7 @@ def curve_tables(utility: pd.DataFrame, sweep: pd.DataFrame) -> dict[str, pd.Dat
 def write_metrics_summary(*, utility: str | Path, paired: str | Path, out: str | Path) -> dict:
     """Read ``utility.csv`` and ``paired.csv`` (columns checked), write the summary JSON."""
     summary = metrics_summary(
-        read_table(utility, UTILITY_COLUMNS), read_table(paired, PAIRED_COLUMNS)
+        read_table(utility, UTILITY_COLUMNS), read_table(paired, COLLECTED_PAIRED_COLUMNS)
     )
     write_json(summary, out)
     return summary

@@ -8,11 +8,16 @@ starts from the same initialisation and sees the same real data, so methods comp
 The scarcity study (a dataset whose train split was subsampled) evaluates TRTR and TSRTR at
 α = 1 only.
 
-Outputs: ``utility.csv``, one row per model (AUROC, AUPRC, minority-class F1 at the threshold that
-maximises it on validation ``select``, each with a 95 % stratified bootstrap interval over test
-stays, :mod:`tardiff.evaluate.metrics`) and ``paired.csv``, the paired differences of every method,
-protocol and ratio against ``real`` (TRTR of the same seed) and against ``conditional`` and
-``tardiff`` (same protocol and ratio), pooled over seeds with a seed-and-stay bootstrap.
+Every model is scored on the internal test split and, where the dataset has one, on its external
+test population (:mod:`tardiff.evaluate.external`); the ``test_set`` column says which.
+
+Outputs: ``utility.csv``, one row per model and test set (AUROC, AUPRC, minority-class F1 at the
+threshold that maximises it on validation ``select``, each with a 95 % stratified bootstrap
+interval over test stays, :mod:`tardiff.evaluate.resampling`) and ``paired.csv``, the paired
+differences of every method, protocol and ratio against ``real`` (TRTR of the same seed) and
+against ``conditional`` and ``tardiff`` (same protocol and ratio), pooled over seeds with a
+seed-and-stay bootstrap, with a p-value; two arms trained on the same synthetic samples read
+"same samples".
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ import pandas as pd
 
 from tardiff.data import Prepared, prepare, prepare_memory_mb
 from tardiff.evaluate.ensemble import train_models
-from tardiff.evaluate.metrics import f1_threshold, metric_interval, paired_difference
+from tardiff.evaluate.external import load_external
+from tardiff.evaluate.metrics import SAME_SAMPLES, f1_threshold
+from tardiff.evaluate.resampling import Scored, paired_difference, score_models
 from tardiff.evaluate.sets import (
     Draw,
     Plan,
@@ -37,6 +44,7 @@ from tardiff.evaluate.sets import (
 )
 from tardiff.io import read_json, write_csv
 from tardiff.layout import EvaluationFiles, parse_dataset
+from tardiff.methods import BASELINES, compared
 from tardiff.runtime import check_memory, pick_device
 from tardiff.settings import EvaluationSettings
 
@@ -45,16 +53,17 @@ log = logging.getLogger(__name__)
 #: column name of each metric in the tables (``f1`` is the minority-class F1)
 COLUMNS = {"auroc": "auroc", "auprc": "auprc", "f1": "minority_f1"}
 UTILITY_COLUMNS = [
-    "dataset", "task", "method", "protocol", "ratio", "fraction", "seed", "scale",
+    "dataset", "task", "test_set", "method", "protocol", "ratio", "fraction", "seed", "scale",
     *(f"{c}{s}" for c in COLUMNS.values() for s in ("", "_lo", "_hi")),
     "f1_threshold", "n_real", "n_synthetic",
 ]  # fmt: skip
-#: methods every other method is compared with, in ``paired.csv`` (where they were evaluated)
-BASELINES = ("real", "conditional", "tardiff")
 PAIRED_COLUMNS = [
-    "dataset", "task", "method", "baseline", "protocol", "ratio", "fraction", "metric",
-    "delta", "delta_lo", "delta_hi", "share_positive", "n_seeds", "verdict",
+    "dataset", "task", "test_set", "method", "baseline", "protocol", "ratio", "fraction",
+    "metric", "delta", "delta_lo", "delta_hi", "delta_se", "share_positive", "n_seeds",
+    "p_value", "verdict",
 ]  # fmt: skip
+#: columns the stage adds to the per-test-set tables before writing them
+_KEYS = ("dataset", "task", "test_set", "fraction")
 
 
 def evaluation_plan(
@@ -78,6 +87,23 @@ def evaluation_plan(
     return plan
 
 
+def f1_thresholds(y_select: np.ndarray, logits_select: np.ndarray) -> np.ndarray:
+    """Each model's minority-F1 threshold, chosen on validation ``select`` (never on test)."""
+    return np.array([f1_threshold(y_select, s) for s in logits_select])
+
+
+def scored_table(rows: list[dict], scored: Scored, thresholds: np.ndarray) -> pd.DataFrame:
+    """One row per model: its metrics on one test set with intervals, and its F1 threshold."""
+    out = []
+    for i, row in enumerate(rows):
+        record = {**row, "f1_threshold": float(thresholds[i])}
+        for metric, column in COLUMNS.items():
+            iv = scored.interval(i, metric)
+            record |= {column: iv.estimate, f"{column}_lo": iv.low, f"{column}_hi": iv.high}
+        out.append(record)
+    return pd.DataFrame(out)
+
+
 def utility_table(
     rows: list[dict],
     logits: dict[str, np.ndarray],
@@ -85,16 +111,10 @@ def utility_table(
     resamples: int,
     seed: int,
 ) -> pd.DataFrame:
-    """One row per model: test metrics with intervals, the F1 threshold chosen on ``select``."""
-    out = []
-    for i, row in enumerate(rows):
-        threshold = f1_threshold(y["select"], logits["select"][i])
-        record = {**row, "f1_threshold": threshold}
-        for metric, column in COLUMNS.items():
-            iv = metric_interval(y["test"], logits["test"][i], metric, threshold, seed, resamples)
-            record |= {column: iv.estimate, f"{column}_lo": iv.low, f"{column}_hi": iv.high}
-        out.append(record)
-    return pd.DataFrame(out)
+    """:func:`scored_table` on the internal test split (``logits``/``y`` by split)."""
+    thresholds = f1_thresholds(y["select"], logits["select"])
+    scored = score_models(y["test"], logits["test"], thresholds, resamples, seed)
+    return scored_table(rows, scored, thresholds)
 
 
 def _arm(table: pd.DataFrame, method: str, protocol: str, ratio) -> pd.DataFrame:
@@ -104,36 +124,34 @@ def _arm(table: pd.DataFrame, method: str, protocol: str, ratio) -> pd.DataFrame
     return table[(table["method"] == method) & (table["protocol"] == protocol) & same_ratio]
 
 
-def paired_table(
-    table: pd.DataFrame, test_logits: np.ndarray, y_test: np.ndarray, resamples: int, seed: int
-) -> pd.DataFrame:
+def paired_table(table: pd.DataFrame, scored: Scored, seed: int) -> pd.DataFrame:
     """Paired differences (AUROC, AUPRC) of each method/protocol/ratio against ``BASELINES``
-    (a baseline method is not compared with a later baseline: that difference is the reverse of
-    one already in the table)."""
+    where :func:`~tardiff.methods.compared`; ``table`` holds each model's ``model`` index in
+    ``scored`` and its ``samples`` fingerprint (equal fingerprints: "same samples")."""
     out = []
     arms = table[table["method"] != "real"][["method", "protocol", "ratio"]].drop_duplicates()
     for method, protocol, ratio in arms.itertuples(index=False):
         a = _arm(table, method, protocol, ratio).set_index("seed")
-        for i, baseline in enumerate(BASELINES):
-            if method in BASELINES[: i + 1]:
-                continue
+        for baseline in (b for b in BASELINES if compared(method, b)):
             b = (_arm(table, "real", "TRTR", None) if baseline == "real"
                  else _arm(table, baseline, protocol, ratio)).set_index("seed")  # fmt: skip
             seeds = sorted(set(a.index) & set(b.index))
             if not seeds:
                 continue
-            rows_a, rows_b = a.loc[seeds, "model"].to_numpy(), b.loc[seeds, "model"].to_numpy()
-            zeros = (np.zeros(len(seeds)), np.zeros(len(seeds)))
+            same = baseline != "real" and bool(
+                (a.loc[seeds, "samples"] == b.loc[seeds, "samples"]).all()
+            )
             for metric in ("auroc", "auprc"):
-                d = paired_difference(y_test, test_logits[rows_a], test_logits[rows_b], metric,
-                                      zeros, seed, resamples)  # fmt: skip
+                d = paired_difference(scored, a.loc[seeds, "model"].to_numpy(),
+                                      b.loc[seeds, "model"].to_numpy(), metric, seed)  # fmt: skip
                 out.append({
                     "method": method, "baseline": baseline, "protocol": protocol, "ratio": ratio,
                     "metric": metric, "delta": d.interval.estimate, "delta_lo": d.interval.low,
-                    "delta_hi": d.interval.high, "share_positive": d.share_positive,
-                    "n_seeds": len(seeds), "verdict": d.interval.verdict,
+                    "delta_hi": d.interval.high, "delta_se": d.se,
+                    "share_positive": d.share_positive, "n_seeds": len(seeds),
+                    "p_value": d.p_value, "verdict": SAME_SAMPLES if same else d.interval.verdict,
                 })  # fmt: skip
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=[c for c in PAIRED_COLUMNS if c not in _KEYS])
 
 
 def require_finite(table: pd.DataFrame, columns: list[str], what: str) -> None:
@@ -154,12 +172,14 @@ def run_evaluation_stage(
     out: EvaluationFiles,
     methods: tuple[str, ...],
     settings: EvaluationSettings,
+    external: tuple[str | Path, str | Path] | None = None,
     study: str = "main",
     seed: int = 0,
     device: str = "auto",
     mem_mb: float | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train and score every evaluation model of ``dataset``/``task``; write ``out``.
+    """Train every evaluation model of ``dataset``/``task``, score it on the internal test split
+    and on ``external`` (the external population's stays and timeseries, if any); write ``out``.
 
     ``synthetic`` lists the samples files of :func:`~tardiff.evaluate.sets.evaluation_draws`
     for the scales in ``selection``, in that order; ``seed`` seeds the bootstrap.
@@ -173,29 +193,40 @@ def run_evaluation_stage(
     check_memory(prepare_memory_mb(timeseries), mem_mb, "evaluation (data)")
     prepared = prepare(stays, timeseries, task)
     prepared.require_both_classes(("train", "select", "test"))
+    test_sets = {"internal": (prepared.x["test"], prepared.y["test"])}
+    if external is not None:
+        test_sets["external"] = load_external(*external, prepared, mem_mb)
     draws = [load_draw(p, key, prepared.transform, task, prepared.seq_len)
              for p, key in zip(synthetic, keys, strict=True)]  # fmt: skip
     plan = evaluation_plan(prepared, draws, settings, study)
     pool_x, pool_y = plan.pool()
     log.info("training %d evaluation models on a pool of %d sequences", len(plan.rows), len(pool_x))
-    budget = training_budget_mb(mem_mb, prepare_memory_mb(timeseries), pool_x, "evaluation")
+    held = prepare_memory_mb(timeseries) + sum(x.nbytes for x, _ in test_sets.values()) / 2**20
+    budget = training_budget_mb(mem_mb, held, pool_x, "evaluation")
     ensemble = train_models(pool_x, pool_y, plan.members, plan.seeds, settings.model,
                             device=pick_device(device), mem_mb=budget)  # fmt: skip
-    logits = {part: ensemble.predict(prepared.x[part]) for part in ("select", "test")}
+    thresholds = f1_thresholds(prepared.y["select"], ensemble.predict(prepared.x["select"]))
     table = pd.DataFrame(plan.rows).assign(model=np.arange(len(plan.rows)))
-    utility = utility_table(plan.rows, logits, prepared.y, settings.bootstrap_resamples, seed)
-    paired = paired_table(
-        table, logits["test"], prepared.y["test"], settings.bootstrap_resamples, seed
-    )
+    utility, paired = [], []
+    for name, (x, y) in test_sets.items():
+        scored = score_models(y, ensemble.predict(x), thresholds, settings.bootstrap_resamples,
+                              seed)  # fmt: skip
+        utility.append(scored_table(plan.rows, scored, thresholds).assign(test_set=name))
+        paired.append(paired_table(table, scored, seed).assign(test_set=name))
+    return _write(pd.concat(utility), pd.concat(paired), dataset, task, out)
+
+
+def _write(
+    utility: pd.DataFrame, paired: pd.DataFrame, dataset: str, task: str, out: EvaluationFiles
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Check that every number is finite, add the key columns and write both tables."""
     what = f"evaluation of {dataset}/{task}"
     require_finite(utility, [f"{c}{s}" for c in COLUMNS.values() for s in ("", "_lo", "_hi")], what)
-    require_finite(paired, ["delta", "delta_lo", "delta_hi"] if len(paired) else [], what)
+    require_finite(paired, ["delta", "delta_lo", "delta_hi", "delta_se", "p_value"], what)
     base, fraction = parse_dataset(dataset)
-    keys_front = {"dataset": base, "task": task}
-    utility = utility.assign(**keys_front, fraction=fraction)
-    paired = paired.assign(**keys_front, fraction=fraction)
-    write_csv(utility[UTILITY_COLUMNS], out.utility)
-    write_csv(
-        paired[PAIRED_COLUMNS] if len(paired) else pd.DataFrame(columns=PAIRED_COLUMNS), out.paired
-    )
+    keys = {"dataset": base, "task": task, "fraction": fraction}
+    utility = utility.assign(**keys)[UTILITY_COLUMNS].reset_index(drop=True)
+    paired = paired.assign(**keys)[PAIRED_COLUMNS].reset_index(drop=True)
+    write_csv(utility, out.utility)
+    write_csv(paired, out.paired)
     return utility, paired

@@ -46,9 +46,14 @@ ROW_GROUP = 1 << 20
 
 
 def build_cohort(
-    entry: DatasetSettings, raw: str | Path, out: CohortFiles, split: SplitSettings, seed: int
+    entry: DatasetSettings,
+    raw: str | Path,
+    out: CohortFiles,
+    split: SplitSettings | None,
+    seed: int,
 ) -> dict:
     """Extract a dataset entry's cohort from ``raw`` (folder or YAIB folder); return the summary.
+    ``split`` None: an external test population (every stay in the ``test`` split).
 
     Writes ``out.stays``, ``out.timeseries`` and ``out.summary`` together: they are built in a
     staging folder next to them and moved in only when all three are complete.
@@ -145,11 +150,16 @@ def split_groups(
     return part
 
 
-def assign_splits(stays: pd.DataFrame, task: str, split: SplitSettings, seed: int) -> pd.DataFrame:
+def assign_splits(
+    stays: pd.DataFrame, task: str, split: SplitSettings | None, seed: int
+) -> pd.DataFrame:
     """Subject-level train/val/test (and guide/select within val), stratified by ``task``.
 
     A subject is positive if any of its stays is; the split is seeded and deterministic.
+    ``split`` None puts every stay in ``test`` (an external test population).
     """
+    if split is None:
+        return stays.assign(split="test", val_part=None)
     subjects = stays.groupby("subject_id", sort=True)[task].max()
     rng = np.random.default_rng([seed, 0])
     names = np.array(["train", "val", "test"])
