@@ -27,6 +27,12 @@ log = logging.getLogger(__name__)
 
 
 def _cmd_validate(args, config, layout):
+    from tardiff.inputs import check_inputs
+
+    try:
+        check_inputs(config)
+    except ConfigError as err:
+        raise ConfigError(f"{args.config}: {err}") from None
     names = ", ".join(config["datasets"])
     print(f"{args.config}: valid; datasets: {names}; results in {layout.root}/")
 
@@ -122,7 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    add("validate-config", _cmd_validate, "validate the config and print its datasets", False)
+    add(
+        "validate-config",
+        _cmd_validate,
+        "validate the config, its features and raw data folders; print its datasets",
+        False,
+    )
     add("demo", _cmd_demo, "write the embedded demo's raw tables", False)
     add("extract", _cmd_extract, "raw tables or YAIB folder -> Parquet cohort", False)
     add("train-classifier", _cmd_train_classifier, "train the guidance classifier")

@@ -2,12 +2,15 @@
 
 The JSON schema (``config_schema.yaml``, also reachable as ``config/schema.yaml``) is the single
 definition of what a config may contain. Snakemake validates with it; :func:`load_config` does the
-same for the command line and the tests, filling in defaults.
+same for the command line and the tests, filling in defaults. What the config points at (raw
+data folders, the features a source can extract) is checked apart, by :mod:`tardiff.inputs`, so
+that a config can be validated on a machine that lacks its data.
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -72,8 +75,9 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
         lines = []
         for err in errors:
             key = ".".join(str(p) for p in err.path) or "<top level>"
-            lines.append(f"config key '{key}': {err.message}")
+            lines.append(f"config key '{key}': {err.message}{_did_you_mean(err)}")
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
+    _check_scales(config)
     for name in config["datasets"]:
         config["datasets"][name] = dataset_settings(config, name)
     if "cfg" in config["generation"]["methods"] and not config["diffusion"]["label_dropout"] > 0:
@@ -92,6 +96,34 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     if named_primary:
         _check_primary(config)
     return config
+
+
+def _did_you_mean(err: jsonschema.ValidationError) -> str:
+    """``; did you mean ...`` for a misspelt key (or enum value) of a schema error."""
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        known = list(err.schema.get("properties", {}))
+        typos = [k for k in err.instance if k not in known]
+    elif err.validator == "enum" and isinstance(err.instance, str):
+        known, typos = [str(v) for v in err.validator_value], [err.instance]
+    else:
+        return ""
+    pairs = [(t, difflib.get_close_matches(str(t), known, n=1)) for t in typos]
+    hints = [f"{m[0]!r} for {t!r}" if len(typos) > 1 else repr(m[0]) for t, m in pairs if m]
+    return f"; did you mean {', '.join(hints)}?" if hints else ""
+
+
+def _check_scales(config: dict[str, Any]) -> None:
+    """Guidance scales of the main grids are > 0: a negative one guides away from the target
+    (anti-guidance) yet would be reported under the method's name. Only the scale sweep
+    (``studies.sweep_scales``) asks for negative scales, explicitly."""
+    for method, grid in config["generation"]["scales"].items():
+        negative = [w for w in grid if w < 0]
+        if negative:
+            raise ConfigError(
+                f"config key 'generation.scales.{method}': negative scale(s) {negative} would be "
+                f"reported as {method} but guide away from the target (anti-guidance); use "
+                "scales > 0 here, and studies.sweep_scales for negative ones"
+            )
 
 
 def _is_demo(entry: dict[str, Any]) -> bool:

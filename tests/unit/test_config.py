@@ -196,6 +196,30 @@ def test_typo_in_dataset_entry_names_key_and_dataset(typo):
         validate_config(config)
 
 
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        ({"datasets": {"d": {"source": "mimic3", "featurs": ["hr"]}}},
+         r"'datasets\.d'.*'featurs' was unexpected\); did you mean 'features'\?"),
+        ({**MINIMAL, "generaton": {}}, r"'<top level>'.*did you mean 'generation'\?"),
+        ({**MINIMAL, "generation": {"sampler": "dpm_solver"}},
+         r"'generation\.sampler'.*did you mean 'dpm_solver\+\+'\?"),
+    ],
+)  # fmt: skip
+def test_a_misspelt_key_or_value_gets_a_suggestion(config, match):
+    with pytest.raises(ConfigError, match=match):
+        validate_config(config)
+
+
+def test_main_guidance_scales_are_positive_and_only_the_sweep_may_be_negative():
+    assert validate_config({**MINIMAL, "studies": {"sweep_scales": [-0.3, 0.5]}})
+    for method in ("tardiff", "classifier_guidance", "cfg"):
+        with pytest.raises(
+            ConfigError, match=rf"'generation\.scales\.{method}': negative scale\(s\) \[-0\.1\]"
+        ):
+            validate_config({**MINIMAL, "generation": {"scales": {method: [0.1, -0.1]}}})
+
+
 def test_results_dir_of_test_config():
     config = load_config(ROOT / "config/test.yaml")
     assert config["results_dir"] == "results-test"

@@ -249,3 +249,26 @@ def test_plausibility_counts_out_of_range_values_and_bp_order():
     }
     assert _values(out, "bp_order_violation") == {"all": 2 / 50}
     assert "bp_order_violation" not in {r["metric"] for r in plausibility(x[..., :2], features[:2])}
+
+
+def test_plausibility_on_yaib_feature_names():
+    """ricu names: aliases take the project's range (map = mbp), the others ricu's limits."""
+    features = ["hr", "sbp", "map", "dbp", "o2sat", "resp", "glu", "na", "lact", "fio2", "crea"]
+    x = np.empty((4, 3, len(features)), np.float32)
+    x[...] = [80, 120, 90, 60, 97, 16, 110, 140, 1.5, 40, 1.0]
+    x[0, 0, 2] = 301  # map above mbp's 300 (and above sbp: a BP order violation)
+    x[1, 1, 7] = 100  # sodium below ricu's 110
+    x[2, 2, 9] = 20  # FiO2 below room air (21 %)
+    out = _values(plausibility(x, features), "out_of_range")
+    assert out == {**dict.fromkeys(features, 0.0), "map": 1 / 12, "na": 1 / 12, "fio2": 1 / 12,
+                   "all": 3 / (12 * len(features))}  # fmt: skip
+    assert _values(plausibility(x, features), "bp_order_violation") == {"all": 1 / 12}
+
+
+def test_plausibility_reports_a_feature_without_a_range_and_does_not_fail(caplog):
+    x = np.full((4, 3, 2), 5.0, np.float32)
+    x[0, 0, 0] = -1  # hr < 0
+    out = plausibility(x, ["hr", "inr_pt"])
+    assert _values(out, "out_of_range") == {"hr": 1 / 12, "all": 1 / 12}
+    assert "no plausible range known for ['inr_pt']" in caplog.text
+    assert plausibility(x, ["mystery", "inr_pt"]) == []

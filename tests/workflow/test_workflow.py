@@ -32,12 +32,22 @@ def test_dry_run(tmp_path, config):
     assert "demo_raw" in result.stdout and "generate" in result.stdout
 
 
-def test_invalid_config_fails_dry_run(tmp_path):
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("datasets: {d: {source: mimic3}}\nclassifier: {arch: lstm}\n", "arch"),
+        ("datasets: {d: {source: mimic3, raw_dir: nope}}\n",
+         "config key 'datasets.d.raw_dir': folder nope does not exist"),
+    ],
+    ids=["schema", "raw_dir"],
+)  # fmt: skip
+def test_invalid_config_fails_dry_run(tmp_path, text, message):
+    """A bad config, or raw data that is not there, stops the dry run before any job."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text("datasets: {d: {source: mimic3}}\nclassifier: {arch: lstm}\n")
+    bad.write_text(text)
     result = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(bad))
     assert result.returncode != 0
-    assert "arch" in result.stdout
+    assert message in result.stdout
 
 
 def _check_declared_files(jobs, declared, results):

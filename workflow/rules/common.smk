@@ -6,6 +6,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from tardiff.config import scarcity_tasks, study_pairs, validate_config
 from tardiff.demo import external_seed
+from tardiff.inputs import check_inputs
 from tardiff.io import read_json
 from tardiff.evaluate.sets import evaluation_draws, generation_draws, selection_draws
 from tardiff.evaluate.studies import MAIN, study_draws, study_scale, sweep_draws
@@ -25,6 +26,8 @@ from tardiff.settings import DatasetSettings, ScaleGrids, StudySettings
 CFG = validate_config(
     config
 )  # the one validation: schema, defaults, per-dataset defaults
+# features and raw data folders, as `tardiff validate-config` checks them: fail before any job
+check_inputs(CFG)
 LAYOUT = Layout.from_config(CFG)
 DATASETS = CFG["datasets"]
 ENTRIES = {d: DatasetSettings.from_config(e) for d, e in DATASETS.items()}

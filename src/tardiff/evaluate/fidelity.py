@@ -41,16 +41,19 @@
   (``np.random.default_rng(seed)``). Both correlations are invariant to the per-feature affine
   normalisation, so they are computed in physical units.
 - **Clinical plausibility** (:func:`plausibility`, physical): ``out_of_range``: per feature, the
-  share of values outside the variable's closed ``valid`` range (:mod:`tardiff.variables`), and
-  for feature "all" the share over all values; ``bp_order_violation`` (feature "all", only when
-  sbp, mbp and dbp are all features): the share of (sequence, step) pairs where not
-  sbp ≥ mbp ≥ dbp.
+  share of values outside the variable's closed ``valid`` range (:mod:`tardiff.variables`, ricu
+  aliases such as ``map`` resolved), and for feature "all" the share over the values of those
+  features; a feature the catalogue gives no range has no ``out_of_range`` row (a warning names
+  it), and without any such feature there is no "all" row either; ``bp_order_violation``
+  (feature "all", only when sbp, mbp and dbp, or their aliases, are all features): the share of
+  (sequence, step) pairs where not sbp ≥ mbp ≥ dbp.
 
 Inputs must be finite; every returned value is finite (a ValueError names the metric otherwise).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -64,7 +67,9 @@ from torch.nn import functional as F
 from tardiff.evaluate.ensemble import train_models
 from tardiff.evaluate.metrics import auroc
 from tardiff.settings import EvaluationModelSettings, PredictorSettings
-from tardiff.variables import get_variable
+from tardiff.variables import canonical_name, find_variable
+
+log = logging.getLogger(__name__)
 
 #: fewest sequences per side the discriminative score accepts
 MIN_DISCRIMINATOR_SAMPLES = 5
@@ -301,17 +306,19 @@ def plausibility(synthetic_phys: np.ndarray, features: Sequence[str]) -> list[di
     _check({"synthetic_phys": synthetic_phys})
     if synthetic_phys.shape[2] != len(features):
         raise ValueError(f"{len(features)} feature names for D = {synthetic_phys.shape[2]}")
-    outside = np.zeros(synthetic_phys.shape, dtype=bool)
-    records = []
-    for j, f in enumerate(features):
-        lo, hi = get_variable(f).valid
-        outside[..., j] = (synthetic_phys[..., j] < lo) | (synthetic_phys[..., j] > hi)
-        records.append(_record("out_of_range", f, outside[..., j].mean()))
-    records.append(_record("out_of_range", "all", outside.mean()))
-    if {"sbp", "mbp", "dbp"} <= set(features):
-        sbp, mbp, dbp = (
-            synthetic_phys[..., list(features).index(f)] for f in ("sbp", "mbp", "dbp")
-        )
+    ranges = {j: v.valid for j, f in enumerate(features) if (v := find_variable(f)) is not None}
+    if len(ranges) < len(features):
+        unknown = [f for j, f in enumerate(features) if j not in ranges]
+        log.warning("out_of_range: no plausible range known for %s; not computed", unknown)
+    records, outside = [], []
+    for j, (lo, hi) in ranges.items():
+        outside.append((synthetic_phys[..., j] < lo) | (synthetic_phys[..., j] > hi))
+        records.append(_record("out_of_range", features[j], outside[-1].mean()))
+    if outside:
+        records.append(_record("out_of_range", "all", np.mean(outside)))
+    names = [canonical_name(f) for f in features]
+    if {"sbp", "mbp", "dbp"} <= set(names):
+        sbp, mbp, dbp = (synthetic_phys[..., names.index(f)] for f in ("sbp", "mbp", "dbp"))
         records.append(
             _record("bp_order_violation", "all", np.mean(~((sbp >= mbp) & (mbp >= dbp))))
         )

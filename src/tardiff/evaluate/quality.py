@@ -53,7 +53,7 @@ from tardiff.io import read_json, write_csv
 from tardiff.layout import FigureFiles
 from tardiff.runtime import check_memory, pick_device, progress
 from tardiff.settings import FidelitySettings, PrivacySettings
-from tardiff.variables import get_variable
+from tardiff.variables import find_variable
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +284,7 @@ def run_samples_figure_stage(
     )
     inverse = prepared.transform.inverse
     first = {d.key[0]: (inverse(d.x), d.y) for d in draws if d.key[2] == 0}
-    units = [get_variable(f).unit for f in prepared.features]
+    units = [v.unit if (v := find_variable(f)) else "" for f in prepared.features]
     title = f"{dataset} / {task}: real train vs synthetic (seed 0), physical units"
     samples_figure(
         real=(inverse(prepared.x["train"]), prepared.y["train"]),

@@ -58,6 +58,11 @@ def feature_sources(features: list[str]) -> dict[str, list[tuple[str, str]]]:
     return sources
 
 
+def tables(features: list[str]) -> list[str]:
+    """Every raw table extraction reads for ``features``."""
+    return ["patient", *feature_sources(features)]
+
+
 def extract(
     con: duckdb.DuckDBPyConnection, entry: DatasetSettings, raw_dir: str, log: logging.Logger
 ) -> Extraction:

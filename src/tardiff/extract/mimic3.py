@@ -57,6 +57,8 @@ _EVENTS = [
     "VALUENUM",
     "ERROR",
 ]
+#: every raw table extraction reads
+TABLES = (*_SMALL, "CHARTEVENTS")
 _KEYS = {"PATIENTS": "subject_id", "ADMISSIONS": "hadm_id", "ICUSTAYS": "icustay_id"}
 _ID_TYPES = {
     "subject_id": "BIGINT",

@@ -28,9 +28,18 @@ from tardiff.extract import cleaning
 from tardiff.extract.tables import ExtractError, Extraction, find_table, first_row, sql_string
 from tardiff.settings import DatasetSettings
 
+#: the cohort's Parquet files and the columns extraction needs of each
+TABLES = {
+    "dyn": ["stay_id", "time"],
+    "outc": ["stay_id", "label"],
+    "sta": ["stay_id", "age", "sex"],
+}
 
-def _open(folder: str, name: str, required: list[str]) -> tuple[Path, dict[str, pa.Field]]:
-    """Path of ``<name>.parquet`` and its columns: lower-case name -> Arrow field."""
+
+def open_parquet(folder: str, name: str) -> tuple[Path, dict[str, pa.Field]]:
+    """Path of ``<name>.parquet`` (one of :data:`TABLES`, its columns checked) and its columns:
+    lower-case name -> Arrow field."""
+    required = TABLES[name]
     path = find_table(folder, name, (".parquet",))
     try:
         schema = pq.read_schema(path)
@@ -54,15 +63,15 @@ def extract(
 ) -> Extraction:
     """Stays with the configured task's label; fills table ``binned`` from dyn.parquet."""
     (task,) = entry.tasks
-    dyn, dcols = _open(raw_dir, "dyn", ["stay_id", "time"])
+    dyn, dcols = open_parquet(raw_dir, "dyn")
     unknown = [f for f in entry.features if f.lower() not in dcols]
     if unknown:
         raise ExtractError(
             f"{dyn}: unknown feature {unknown[0]!r}, not a column (columns: "
             f"{', '.join(f.name for f in dcols.values())})"
         )
-    outc, ocols = _open(raw_dir, "outc", ["stay_id", "label"])
-    sta, scols = _open(raw_dir, "sta", ["stay_id", "age", "sex"])
+    outc, ocols = open_parquet(raw_dir, "outc")
+    sta, scols = open_parquet(raw_dir, "sta")
     _check_labels_and_ids(con, task, (outc, ocols), (sta, scols))
     result = Extraction(stays=_stays(con, task, (outc, ocols), (sta, scols)))
     result.exclude(result.stays[task].isna(), f"no {task} label (outc.parquet label missing)")
