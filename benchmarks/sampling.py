@@ -6,7 +6,8 @@ The models have the sizes of ``--config`` (default ``config/config.yaml``): its 
 trained for a few steps on smooth random series so that sampling stays in range, and a random
 GRU guidance classifier (``classifier.hidden``) with a random unit-norm G. Guidance is TarDiff
 with the config's settings (finite-difference J and its ``fd_eps``, evaluated on x0_hat, the
-config's ``normalize``). Prints, in one run:
+config's ``normalize``, ``preserve``, ``shift_schedule`` and ``guide_skip_share``). Prints, in
+one run:
 
 - seconds of one guidance call on a batch (best of ``--term-repeat``) for the three J
   implementations (finite difference, double-backprop reference, jvp) and classifier guidance,
@@ -65,7 +66,8 @@ def _rate(model, schedule, labels, args, sampler, steps, guidance) -> float:
         generate(
             model, schedule, labels, args.seq_len, args.features, batch_size=args.batch,
             sampler=sampler, steps=steps, eta=1.0, guidance=guidance, seed=0, progress=False,
-            guide_skip_share=args.guide_skip_share,
+            guide_skip_share=args.guide_skip_share, shift_schedule=args.shift_schedule,
+            shift_cutoff=args.shift_cutoff,
         )  # fmt: skip
         best = min(best, time.perf_counter() - start)
     return len(labels) / best
@@ -106,13 +108,15 @@ def main() -> None:
         args.guide_skip_share = gen.guide_skip_share
     if args.batch is None:
         args.batch = gen.batch_size
+    args.shift_schedule, args.shift_cutoff = gen.shift_schedule, gen.shift_cutoff
     model, schedule, classifier, G = _models(args, config)
     labels = np.random.default_rng(0).permutation(np.arange(args.n) % 2)
     # normalize: reference / capped need a reference scale; a random GRU has no real data, so
     # its RMS of J on a random batch stands in (the cost is the same)
     ref = torch.randn(64, args.seq_len, args.features), torch.as_tensor(labels[:64])
     fd = Guidance("tardiff", classifier, G, 0.1, normalize=gen.normalize, fd_eps=gen.fd_eps,
-                  reference=ref if gen.normalize in REFERENCE_SCALED else None)  # fmt: skip
+                  reference=ref if gen.normalize in REFERENCE_SCALED else None,
+                  preserve=gen.preserve)  # fmt: skip
     hooks = {
         "finite_difference": fd,
         "double_backprop": Guidance("tardiff", classifier, G, 0.1, jacobian="double_backprop"),
@@ -131,12 +135,14 @@ def main() -> None:
           f"{d['channel_mults']} x {d['num_res_blocks']} res blocks, "
           f"{args.arch or config['classifier']['arch']} classifier hidden "
           f"{config['classifier']['hidden']}, normalize {gen.normalize}, "
+          f"preserve {gen.preserve}, shift_schedule {gen.shift_schedule}, "
           f"guide_skip_share {args.guide_skip_share:g}")  # fmt: skip
-    x = torch.randn(args.batch, args.seq_len, args.features)
-    y = torch.as_tensor(labels[: args.batch])
+    one_batch = min(args.batch, args.n)  # the batch a run of n samples actually takes
+    x = torch.randn(one_batch, args.seq_len, args.features)
+    y = torch.as_tensor(labels[:one_batch])
     secs = {k: _term_seconds(h, x, y, args.term_repeat) for k, h in hooks.items()}
     paths = {**RNN_PATHS, "classifier": "fused"}
-    print(f"guidance call on one batch of {args.batch} (GRU path, where the classifier is a GRU; "
+    print(f"guidance call on one batch of {one_batch} (GRU path, where the classifier is a GRU; "
           f"best of {args.term_repeat}):")  # fmt: skip
     for k, s in secs.items():
         print(f"  {k:<18}{s * 1e3:>8.1f} ms  ({paths[k]} GRU)")
