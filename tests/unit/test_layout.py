@@ -16,11 +16,9 @@ from tardiff.layout import (
     JitterFiles,
     Layout,
     SyntheticFiles,
-    parse_dataset,
-    scale_tag,
-    scarcity_dataset,
     seed_files,
 )
+from tardiff.names import parse_dataset, scale_tag, scarcity_dataset
 from tardiff.settings import DatasetSettings
 
 DEMO_ENTRY = DatasetSettings.from_config(

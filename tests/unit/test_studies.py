@@ -33,7 +33,8 @@ from tardiff.evaluate.studies import (
 )
 from tardiff.guidance.influence import subsample
 from tardiff.io import write_json, write_parquet
-from tardiff.layout import FigureFiles, Layout, TableFiles, parse_variant, study_variant
+from tardiff.layout import FigureFiles, Layout, TableFiles
+from tardiff.names import parse_variant, study_variant
 from tardiff.settings import (
     EvaluationSettings,
     FidelitySettings,

@@ -11,9 +11,9 @@ from tardiff.io import read_json
 from tardiff.evaluate.sets import evaluation_draws, generation_draws, selection_draws
 from tardiff.evaluate.studies import MAIN, study_draws, study_scale, sweep_draws
 from tardiff.generate import METHODS as DIFFUSION_METHODS
-from tardiff.layout import (
+from tardiff.layout import Layout
+from tardiff.names import (
     SCARCITY_TAG,
-    Layout,
     parse_dataset,
     parse_variant,
     scale_tag,

@@ -1,5 +1,5 @@
 COHORT_INPUTS = LAYOUT.cohort_inputs("{dataset}")
-STAGE_CODE = ("data", "io", "layout", "settings", "runtime")
+STAGE_CODE = ("data", "io", "layout", "names", "settings", "runtime")
 
 
 rule train_classifier:

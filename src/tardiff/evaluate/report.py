@@ -60,7 +60,8 @@ from tardiff.evaluate.verdict import (
     verdict_table,
 )
 from tardiff.io import write_csv
-from tardiff.layout import ReportFiles, parse_dataset
+from tardiff.layout import ReportFiles
+from tardiff.names import parse_dataset
 
 PROTOCOL_ORDER = ("TRTR", "TSTR", "TSRTR", "minority")
 _ORDERS = {**ORDERS, "protocol": PROTOCOL_ORDER, "test_set": ("internal", "external")}

@@ -46,8 +46,8 @@ from tardiff.evaluate.sets import (
 )
 from tardiff.evaluate.utility import utility_table
 from tardiff.io import read_json, write_csv
-from tardiff.layout import study_variant
 from tardiff.methods import scale_guided
+from tardiff.names import study_variant
 from tardiff.runtime import check_memory, pick_device
 from tardiff.settings import EvaluationSettings, FidelitySettings, ScaleGrids, StudySettings
 

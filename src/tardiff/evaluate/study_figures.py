@@ -111,12 +111,17 @@ def sweep_figure(*, sweep: pd.DataFrame, png: str, pdf: str) -> None:
         finish(fig, note, png, pdf)
 
 
-def _influence_panel(ax: Axes, rows: pd.DataFrame) -> None:
+def _per_class_lines(ax: Axes, rows: pd.DataFrame, prefix: str) -> None:
+    """Columns ``<prefix>0`` (solid) and ``<prefix>1`` (dashed) against the scale, per method."""
     for method in methods(rows):
         part = rows[rows["method"] == method]
         for label, ls in ((0, "-"), (1, "--")):
-            ax.plot(part["scale"], part[f"influence_{label}"], color=colour(method), ls=ls,
+            ax.plot(part["scale"], part[f"{prefix}{label}"], color=colour(method), ls=ls,
                     marker="o", ms=3, lw=1.2, label=f"{method}, class {label} samples")  # fmt: skip
+
+
+def _influence_panel(ax: Axes, rows: pd.DataFrame) -> None:
+    _per_class_lines(ax, rows, "influence_")
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_ylabel("mean influence G·∇φℓ (a.u.)")
 
@@ -147,11 +152,7 @@ def _discriminator_panel(ax: Axes, rows: pd.DataFrame) -> None:
 
 
 def _label_panel(ax: Axes, rows: pd.DataFrame) -> None:
-    for method in methods(rows):
-        part = rows[rows["method"] == method]
-        for label, ls in ((0, "-"), (1, "--")):
-            ax.plot(part["scale"], part[f"label_share_{label}"], color=colour(method), ls=ls,
-                    marker="o", ms=3, lw=1.2, label=f"{method}, class {label} samples")  # fmt: skip
+    _per_class_lines(ax, rows, "label_share_")
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("own-label share (judge)")
 

@@ -43,8 +43,9 @@ from tardiff.evaluate.sets import (
     training_budget_mb,
 )
 from tardiff.io import read_json, write_csv
-from tardiff.layout import EvaluationFiles, parse_dataset
+from tardiff.layout import EvaluationFiles
 from tardiff.methods import BASELINES, compared
+from tardiff.names import parse_dataset
 from tardiff.runtime import check_memory, pick_device
 from tardiff.settings import EvaluationSettings
 
