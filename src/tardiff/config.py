@@ -160,8 +160,12 @@ def _check_primary(config: dict[str, Any]) -> None:
     evaluation = config["evaluation"]
     primary = evaluation["primary"]
     key = "config key 'evaluation.primary"
-    evaluated = [*config["generation"]["methods"], "jitter"]
-    for field, names in (("method", evaluated), ("baseline", ["real", *evaluated])):
+    evaluated = [*config["generation"]["methods"], "jitter", *evaluation["baselines"]]
+    for field, names in (
+        ("method", evaluated),
+        ("baseline", ["real", *evaluated]),
+        ("evaluator", evaluation["evaluators"]),
+    ):
         if primary[field] not in names:
             raise ConfigError(f"{key}.{field}': {primary[field]!r} is not evaluated in this config")
     if not compared(primary["method"], primary["baseline"]):

@@ -11,7 +11,9 @@
 A *scale-guided* method (kind not None) has a scale grid (``generation.scales``) chosen on
 validation, and its scale 0 is the conditional draw.
 
-The evaluation compares every method pair by pair with the :data:`BASELINES` (:func:`compared`).
+The evaluation compares every method pair by pair with the :data:`BASELINES` (:func:`compared`):
+real-data-only training, the two imbalance corrections of ``evaluation.baselines`` and the two
+main generators.
 """
 
 from __future__ import annotations
@@ -33,8 +35,16 @@ def scale_guided(method: str) -> bool:
     return METHODS.get(method) is not None
 
 
+#: evaluation arms built from real train alone, no generator (``evaluation.baselines``):
+#: ``class_weight`` (TRTR with a class-weighted loss) and ``oversample`` (real minority stays
+#: duplicated); ``jitter`` is the third non-generative arm (perturbed real stays)
+CORRECTIONS = ("class_weight", "oversample")
+#: downstream evaluators (``evaluation.evaluators``), in table order
+EVALUATORS = ("gru", "lgbm")
+#: arms trained on real train only, without added samples (paired at TRTR)
+REAL_ONLY = ("real", "class_weight")
 #: methods every other method is compared with in the paired differences, in this order
-BASELINES = ("real", "conditional", "tardiff")
+BASELINES = ("real", *CORRECTIONS, "conditional", "tardiff")
 
 
 def compared(method: str, baseline: str) -> bool:

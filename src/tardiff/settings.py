@@ -276,6 +276,16 @@ class ScarcitySettings(_Section):
 
 
 @dataclass(frozen=True)
+class TreeSettings(_Section):
+    """The gradient-boosted trees evaluator's fixed recipe (``evaluation.trees``)."""
+
+    rounds: int
+    learning_rate: float
+    num_leaves: int
+    min_child_samples: int
+
+
+@dataclass(frozen=True)
 class PrimarySettings(_Section):
     """The pre-registered primary comparison (``evaluation.primary``)."""
 
@@ -285,6 +295,7 @@ class PrimarySettings(_Section):
     ratio: float | None
     metric: str
     test_set: str
+    evaluator: str
 
 
 @dataclass(frozen=True)
@@ -294,6 +305,9 @@ class EvaluationSettings(_Section):
     minority_multiples: tuple[float, ...]
     model: EvaluationModelSettings
     jitter: JitterSettings
+    baselines: tuple[str, ...]
+    evaluators: tuple[str, ...]
+    trees: TreeSettings
     bootstrap_resamples: int
     scarcity: ScarcitySettings
     primary: PrimarySettings
@@ -305,6 +319,7 @@ class EvaluationSettings(_Section):
                 **section,
                 "model": EvaluationModelSettings.from_config(section["model"]),
                 "jitter": JitterSettings.from_config(section["jitter"]),
+                "trees": TreeSettings.from_config(section["trees"]),
                 "scarcity": ScarcitySettings.from_config(section["scarcity"]),
                 "primary": PrimarySettings.from_config(section["primary"]),
             }

@@ -98,9 +98,19 @@ def test_a_bad_external_population_names_the_key(external, key):
 def test_the_primary_comparison_defaults_and_must_name_an_evaluated_row():
     primary = validate_config(MINIMAL)["evaluation"]["primary"]
     assert primary == {"method": "tardiff", "baseline": "conditional", "protocol": "TSRTR",
-                       "ratio": 1.0, "metric": "auprc", "test_set": "headline"}  # fmt: skip
+                       "ratio": 1.0, "metric": "auprc", "test_set": "headline",
+                       "evaluator": "gru"}  # fmt: skip
     ok = {"method": "cfg", "baseline": "real", "protocol": "TSTR", "ratio": None}
     assert validate_config({**MINIMAL, "evaluation": {"primary": ok}})
+    corrections = {"method": "tardiff", "baseline": "oversample", "evaluator": "lgbm"}
+    assert validate_config({**MINIMAL, "evaluation": {"primary": corrections}})
+    bad = [
+        ({"baseline": "oversample"}, "evaluation.primary.baseline", {"baselines": []}),
+        ({"evaluator": "lgbm"}, "evaluation.primary.evaluator", {"evaluators": ["gru"]}),
+    ]
+    for patch, key, evaluation in bad:
+        with pytest.raises(ConfigError, match=f"config key '{key}'"):
+            validate_config({**MINIMAL, "evaluation": {"primary": patch, **evaluation}})
     bad = [
         ({"method": "mystery"}, "evaluation.primary.method"),
         ({"baseline": "cfg"}, "evaluation.primary.baseline"),

@@ -52,6 +52,23 @@ def test_batched_matches_one_by_one(arch, layers):
     assert np.abs(batched[0] - batched[3]).max() > 1e-3  # same seed, other data: other model
 
 
+def test_class_weights_scale_each_rows_loss_on_both_paths():
+    x, y = _pool(60)
+    held_out = _pool(30, seed=5)[0]
+    args = (x, y, _members(60), [0, 1, 2, 0], _settings())
+    plain = train_models(*args, device=CPU).predict(held_out)
+    ones = train_models(*args, device=CPU, class_weights=[(1.0, 1.0)] * 4).predict(held_out)
+    np.testing.assert_array_equal(plain, ones)  # weights of 1 change nothing, bit for bit
+    weights = [(1.0, 1.0), (0.5, 3.0), (1.0, 1.0), (2.0, 0.25)]
+    batched = train_models(*args, device=CPU, class_weights=weights).predict(held_out)
+    single = train_models(*args, device=CPU, batched=False, class_weights=weights)
+    np.testing.assert_allclose(batched, single.predict(held_out), rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(batched[[0, 2]], plain[[0, 2]])  # the others are untouched
+    assert batched[1].mean() > plain[1].mean() + 0.1  # positives weighted up: higher scores
+    with pytest.raises(ValueError, match="4 positive"):
+        train_models(*args, device=CPU, class_weights=[(1.0, 0.0)] * 4)
+
+
 @pytest.mark.parametrize("layers", [1, 2])
 def test_stacked_gru_gradients_match_autograd(layers):
     settings = _settings(layers=layers)

@@ -11,7 +11,9 @@ from tardiff.data import Transform, prepare, to_timeseries_frame
 from tardiff.evaluate.sets import (
     Draw,
     Plan,
+    add_corrections,
     add_protocols,
+    balanced_weights,
     class_orders,
     evaluation_draws,
     generation_draws,
@@ -76,6 +78,31 @@ def test_protocol_plan_counts_and_members():
     minority2 = plan.members[-1]
     assert (pool_y[minority2[50:]] == 1).all() and np.array_equal(minority2[:50], real_rows)
     assert set(plan.seeds) == {0}
+
+
+def test_corrections_weight_real_train_and_duplicate_its_minority():
+    assert balanced_weights(np.r_[np.zeros(30, int), np.ones(10, int)]) == (40 / 60, 40 / 20)
+    with pytest.raises(ValueError, match="both classes"):
+        balanced_weights(np.zeros(5, int))
+    plan = Plan()
+    y_real = np.r_[np.zeros(40, int), np.ones(10, int)]
+    real_rows = plan.add_data(np.zeros((50, 4, 2), np.float32), y_real)
+    baselines = ("class_weight", "oversample")
+    add_corrections(plan, real_rows, y_real, 3, baselines, ratios=(0.4, 1.0), multiples=(2,))
+    table = pd.DataFrame(plan.rows)
+    assert table["method"].tolist() == ["class_weight"] + ["oversample"] * 3
+    assert table["protocol"].tolist() == ["TRTR", "TSRTR", "TSRTR", "minority"]
+    assert plan.class_weights == [(50 / 80, 50 / 20), (1.0, 1.0), (1.0, 1.0), (1.0, 1.0)]
+    # the synthetic minority counts of TSRTR 0.4 and 1.0 (4, 10) and of minority x2 (20)
+    assert table["n_real"].tolist() == [50, 54, 60, 70] and set(plan.seeds) == {3}
+    extras = [m[50:] for m in plan.members[1:]]
+    assert all((y_real[e] == 1).all() for e in extras)  # real minority rows only
+    assert np.array_equal(extras[1][:4], extras[0]) and np.array_equal(extras[2][:10], extras[1])
+    assert len(set(extras[2])) < 10  # drawn with replacement
+    again = Plan()
+    again.add_data(np.zeros((50, 4, 2), np.float32), y_real)
+    add_corrections(again, real_rows, y_real, 3, ("oversample",), (0.4, 1.0), (2,))
+    assert all(np.array_equal(a, b) for a, b in zip(again.members, plan.members[1:], strict=True))
 
 
 def test_draw_lists_pair_with_the_layout():

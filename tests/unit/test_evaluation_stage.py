@@ -28,7 +28,7 @@ TASK = "mortality"
 METHODS = ("conditional", "tardiff")
 GRIDS = ScaleGrids(tardiff=(0.1, 0.5), classifier_guidance=())
 SEQ = 6
-PRIMARY = PrimarySettings("tardiff", "conditional", "TSRTR", 1.0, "auprc", "headline")
+PRIMARY = PrimarySettings("tardiff", "conditional", "TSRTR", 1.0, "auprc", "headline", "gru")
 
 
 def _external(root, **changes):
@@ -107,9 +107,20 @@ def test_evaluation_stage_writes_every_model_and_pair(setup):
     )  # fmt: skip
     table = pd.read_csv(out.utility)
     assert list(table.columns) == UTILITY_COLUMNS and len(table) == len(utility)
-    # per seed and test set: real TRTR + 3 methods x (TSTR + 2 ratios + 1 multiple)
-    assert len(table) == 2 * settings.seeds * (1 + 3 * 4)
-    internal, outside = table[table.test_set == "internal"], table[table.test_set == "external"]
+    # per seed, test set and evaluator: real and class_weight (TRTR), oversample (2 ratios + 1
+    # multiple), 3 methods x (TSTR + 2 ratios + 1 multiple)
+    assert len(table) == 2 * 2 * settings.seeds * (2 + 3 + 3 * 4)
+    assert table.groupby(["test_set", "evaluator"]).size().eq(settings.seeds * 17).all()
+    assert set(table["evaluator"]) == {"gru", "lgbm"}
+    gru, lgbm = table[table.evaluator == "gru"], table[table.evaluator == "lgbm"]
+    assert not np.allclose(gru["auroc"], lgbm["auroc"].to_numpy())
+    weighted = table[table.method == "class_weight"]
+    assert (weighted.protocol == "TRTR").all() and weighted.ratio.isna().all()
+    oversampled = table[table.method == "oversample"]
+    n_real = int(table.loc[table.method == "real", "n_real"].iloc[0])
+    assert (oversampled.n_real > n_real).all() and (oversampled.n_synthetic == 0).all()
+    internal = gru[gru.test_set == "internal"]
+    outside = gru[gru.test_set == "external"]
     assert len(internal) == len(outside)
     key = ["method", "protocol", "ratio", "seed"]
     assert internal[key].equals(outside[key].set_index(internal.index))  # the same models
@@ -122,15 +133,23 @@ def test_evaluation_stage_writes_every_model_and_pair(setup):
         table["auroc"] <= table["auroc_hi"]
     ).all()
     assert table.loc[table.method == "tardiff", "scale"].eq(chosen["tardiff"]).all()
+    assert (
+        internal["f1_threshold"].tolist()
+        != lgbm.loc[lgbm.test_set == "internal", "f1_threshold"].tolist()
+    )
     trtr = table[table.protocol == "TRTR"]
     assert trtr["ratio"].isna().all() and (trtr["n_synthetic"] == 0).all()
     pairs = pd.read_csv(out.paired)
     assert list(pairs.columns) == PAIRED_COLUMNS
-    # vs real: 3 methods x 4 arms; vs conditional: 2 methods x 4 arms; vs tardiff: jitter (not
-    # conditional, already compared the other way round) x 4 arms; 2 metrics, 2 test sets each
-    assert len(pairs) == (3 * 4 + 2 * 4 + 4) * 2 * 2 and (pairs["n_seeds"] == settings.seeds).all()
-    assert pairs["test_set"].value_counts().to_dict() == {"internal": 48, "external": 48}
+    # per test set and evaluator, vs real: class_weight, oversample x 3 arms, 3 methods x 4 arms;
+    # vs class_weight: the same less itself; vs oversample: 3 methods x 3 arms (no TSTR); vs
+    # conditional: 2 methods x 4 arms; vs tardiff: jitter (not conditional, already compared the
+    # other way round) x 4 arms; 2 metrics each
+    per_group = (1 + 3 + 12) + (3 + 12) + 9 + 8 + 4
+    assert len(pairs) == per_group * 2 * 2 * 2 and (pairs["n_seeds"] == settings.seeds).all()
+    assert pairs.groupby(["test_set", "evaluator"]).size().eq(2 * per_group).all()
     assert set(pairs.loc[pairs.baseline == "tardiff", "method"]) == {"jitter"}
+    assert set(pairs.loc[pairs.baseline == "oversample", "protocol"]) == {"TSRTR", "minority"}
     assert set(pairs["verdict"]) <= {"improves", "worse", "no detectable difference", SAME_SAMPLES}
     assert pairs["p_value"].between(0, 1).all() and (pairs["delta_se"] >= 0).all()
     again = layout.metrics()
@@ -159,7 +178,7 @@ def test_a_method_that_chose_scale_0_is_the_same_samples_as_conditional(setup):
     )  # fmt: skip
     same = paired[paired.verdict == SAME_SAMPLES]
     assert set(zip(same.method, same.baseline, strict=True)) == {("tardiff", "conditional")}
-    assert len(same) == 4 * 2  # every arm (TSTR, 2 ratios, 1 multiple), both metrics
+    assert len(same) == 4 * 2 * 2  # every arm (TSTR, 2 ratios, 1 multiple), metric, evaluator
     assert (same["delta"] == 0).all() and (same["p_value"] == 1).all()
     others = paired[paired.baseline == "real"]
     assert SAME_SAMPLES not in set(others["verdict"])

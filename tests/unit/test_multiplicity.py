@@ -19,7 +19,7 @@ from tardiff.evaluate.multiplicity import (
 from tardiff.evaluate.utility import PAIRED_COLUMNS
 from tardiff.settings import PrimarySettings
 
-PRIMARY = PrimarySettings("tardiff", "conditional", "TSRTR", 1.0, "auprc", "headline")
+PRIMARY = PrimarySettings("tardiff", "conditional", "TSRTR", 1.0, "auprc", "headline", "gru")
 
 
 def test_holm_on_a_hand_computed_example():
@@ -42,7 +42,8 @@ def _paired(rows):
     """Rows ``(test_set, method, baseline, ratio, metric, delta, se, verdict)``."""
     frame = pd.DataFrame(rows, columns=["test_set", "method", "baseline", "ratio", "metric",
                                         "delta", "delta_se", "verdict"])  # fmt: skip
-    frame = frame.assign(dataset="d", task="t", protocol="TSRTR", fraction=1.0, n_seeds=3,
+    frame = frame.assign(dataset="d", task="t", evaluator="gru", protocol="TSRTR", fraction=1.0,
+                         n_seeds=3,
                          share_positive=1.0, delta_lo=frame.delta - 0.01,
                          delta_hi=frame.delta + 0.01)  # fmt: skip
     frame["p_value"] = [

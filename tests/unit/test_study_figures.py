@@ -7,8 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_rgba
 
+from tardiff.evaluate import samples_figure as samples_module
 from tardiff.evaluate import study_figures as sf
+from tardiff.evaluate.plotting import colour
 from tardiff.evaluate.samples_figure import samples_figure
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -298,3 +301,50 @@ def test_reruns_are_byte_identical(tmp_path):
         sf.table5(studies=_studies(), **_table(tmp_path / run))
     for name in ("fig.png", "fig.pdf", "table.md", "table.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Figures of study_figures and samples_figure as drawn, not saved."""
+    figures = []
+    for module in (sf, samples_module):
+        monkeypatch.setattr(module, "finish", lambda fig, note, png, pdf: figures.append(fig))
+    return figures
+
+
+def test_guidance_size_figure_marks_the_full_guide_set(tmp_path, drawn):
+    sf.guidance_size_figure(studies=_studies(), **_paths(tmp_path))
+    studies = _studies().query("study == 'guide_size' and fraction == 1.0")
+    for ax, metric in zip(drawn[0].axes, ("auroc", "auprc"), strict=True):
+        (line,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("full guide set")]
+        assert line.get_ydata()[0] == pytest.approx(studies[metric].mean())
+        assert line.get_linestyle() == "--"
+
+
+def test_fidelity_table_names_a_method_at_conditionals_samples(tmp_path):
+    fidelity = _fidelity()
+    cfg = fidelity[fidelity["method"] == "tardiff"].assign(method="cfg", scale=0.0)
+    sf.fidelity_privacy_table(fidelity=pd.concat([fidelity, cfg]), privacy=_privacy(),
+                              **_table(tmp_path))  # fmt: skip
+    lines = Path(tmp_path / "table.md").read_text().splitlines()
+    assert lines[2].split(" | ")[4] == "chosen w" and "0 (= conditional)" in lines[0]
+    chosen = {r[2]: r[4] for r in _md_rows(str(tmp_path / "table.md"))}
+    assert chosen == {"real_holdout": "", "real": "", "tardiff": "0.03",
+                      "cfg": "0 (= conditional)", "jitter": ""}  # fmt: skip
+
+
+def test_samples_figure_draws_real_in_black_and_each_method_in_its_colour(tmp_path, drawn):
+    rng = np.random.default_rng(2)
+    real = (rng.normal(size=(40, 6, 1)), np.repeat([0, 1], 20))
+    draws = {m: (rng.normal(size=(40, 6, 1)), np.repeat([0, 1], 20)) for m in ("jitter", "cfg")}
+    samples_figure(real=real, draws=draws, features=["hr"], units=["bpm"], title="t",
+                   **_paths(tmp_path))  # fmt: skip
+    trajectories = [
+        ax for ax in drawn[0].axes if ax.collections and not ax.get_title().startswith("PCA")
+    ]
+    assert [ax.get_title() for ax in trajectories] == ["cfg", "jitter"] * 2  # class 0, class 1
+    for ax, method in zip(trajectories, ["cfg", "jitter"] * 2, strict=True):
+        (band,) = ax.collections  # one band: the method's; real's 10–90 % are dashed lines
+        assert tuple(band.get_facecolor()[0]) == to_rgba(colour(method), samples_module.BAND_ALPHA)
+        real_lines = [ln for ln in ax.get_lines() if ln.get_color() == "black"]
+        assert [ln.get_linestyle() for ln in real_lines] == ["-", "--", "--"]

@@ -13,6 +13,7 @@ import pytest
 from tardiff.evaluate.collect import COLLECTED_PAIRED_COLUMNS
 from tardiff.evaluate.studies import SWEEP_COLUMNS
 from tardiff.evaluate.summary import (
+    DELTA_KEY,
     curve_tables,
     metrics_summary,
     write_curves,
@@ -24,20 +25,20 @@ from tardiff.layout import Layout
 NAN = float("nan")
 
 
-def utility_rows(*rows: tuple, test_set: str = "internal") -> pd.DataFrame:
+def utility_rows(*rows: tuple, test_set: str = "internal", evaluator: str = "gru") -> pd.DataFrame:
     """Rows ``(dataset, task, method, protocol, ratio, fraction, seed, auroc, auprc)``; the
     other columns get filler values."""
     keys = ("dataset", "task", "method", "protocol", "ratio", "fraction", "seed", "auroc", "auprc")
     frame = pd.DataFrame([dict(zip(keys, row, strict=True)) for row in rows])
     filler = {"scale": NAN, "minority_f1": 0.5, "f1_threshold": 0.0, "n_real": 10, "n_synthetic": 5}
-    frame = frame.assign(test_set=test_set)
+    frame = frame.assign(test_set=test_set, evaluator=evaluator)
     frame = frame.assign(**filler)
     for metric in ("auroc", "auprc", "minority_f1"):
         frame[f"{metric}_lo"], frame[f"{metric}_hi"] = frame[metric] - 0.1, frame[metric] + 0.1
     return frame[UTILITY_COLUMNS]
 
 
-def paired_rows(*rows: tuple, test_set: str = "internal") -> pd.DataFrame:
+def paired_rows(*rows: tuple, test_set: str = "internal", evaluator: str = "gru") -> pd.DataFrame:
     """Rows ``(dataset, task, method, baseline, protocol, ratio, fraction, metric, delta)``."""
     keys = ("dataset", "task", "method", "baseline", "protocol", "ratio", "fraction", "metric",
             "delta")  # fmt: skip
@@ -45,7 +46,8 @@ def paired_rows(*rows: tuple, test_set: str = "internal") -> pd.DataFrame:
     frame = frame.assign(delta_lo=frame["delta"] - 0.1, delta_hi=frame["delta"] + 0.1)
     frame = frame.assign(delta_lo_adj=frame["delta"] - 0.2, delta_hi_adj=frame["delta"] + 0.2)
     frame = frame.assign(share_positive=0.5, n_seeds=2, verdict="no detectable difference",
-                         test_set=test_set, delta_se=0.05, p_value=0.5, primary=False,
+                         test_set=test_set, evaluator=evaluator, delta_se=0.05, p_value=0.5,
+                         primary=False,
                          p_holm=1.0, verdict_adj="no detectable difference")  # fmt: skip
     return frame[COLLECTED_PAIRED_COLUMNS]
 
@@ -180,8 +182,11 @@ def records(frame: pd.DataFrame) -> list[tuple]:
 
 def test_curve_tables():
     curves = curve_tables(UTILITY, SWEEP)
-    # TSRTR of the main study at every ratio; the NaN AUPRC of jitter is left out
+    # TSRTR of the main study at every ratio (the NaN AUPRC of jitter is left out); real's TRTR
+    # AUPRC as a flat line at each of those ratios
     assert records(curves["tsrtr"]) == [
+        ("d/t/real", 0.5, 0.4),
+        ("d/t/real", 1.0, 0.4),
         ("d/t/tardiff", 0.5, 0.99),
         ("d/t/tardiff", 1.0, 0.4312),
         ("d/t/tardiff (external)", 1.0, 0.35),
@@ -221,3 +226,45 @@ def test_write_curves_round_trips(tmp_path):
         read = pd.read_csv(path)
         assert records(read) == records(expected[field])
         assert np.isfinite(read["auprc"].to_numpy(float)).all()
+
+
+LGBM = utility_rows(
+    ("d", "t", "real", "TRTR", NAN, 1.0, 0, 0.7, 0.2),
+    ("d", "t", "class_weight", "TRTR", NAN, 1.0, 0, 0.75, 0.25),
+    ("d", "t", "oversample", "TSRTR", 1.0, 1.0, 0, 0.65, 0.15),
+    ("d", "t", "tardiff", "TSRTR", 1.0, 1.0, 0, 0.6, 0.1),
+    evaluator="lgbm",
+)
+LGBM_PAIRED = paired_rows(
+    ("d", "t", "tardiff", "real", "TSRTR", 1.0, 1.0, "auprc", -0.1), evaluator="lgbm"
+)
+
+
+def test_another_evaluator_gets_its_own_keys_and_series():
+    utility = pd.concat([UTILITY, LGBM], ignore_index=True)
+    summary = metrics_summary(utility, pd.concat([PAIRED, LGBM_PAIRED], ignore_index=True))
+    lgbm = {"lgbm_TSRTR_auroc": 0.6, "lgbm_TSRTR_auprc": 0.1, "lgbm_" + DELTA_KEY: -0.1}
+    assert summary["d"]["t"]["tardiff"] == EXPECTED["d"]["t"]["tardiff"] | lgbm  # gru unchanged
+    assert summary["d"]["t"]["class_weight"] == {"lgbm_TRTR_auroc": 0.75, "lgbm_TRTR_auprc": 0.25}
+    assert summary["d"]["t"]["oversample"] == {"lgbm_TSRTR_auroc": 0.65, "lgbm_TSRTR_auprc": 0.15}
+    tsrtr = [r for r in records(curve_tables(utility, SWEEP)["tsrtr"]) if "lgbm" in r[0]]
+    assert tsrtr == [
+        ("d/t/class_weight (internal, lgbm)", 1.0, 0.25),
+        ("d/t/oversample (internal, lgbm)", 1.0, 0.15),
+        ("d/t/real (internal, lgbm)", 1.0, 0.2),
+        ("d/t/tardiff (internal, lgbm)", 1.0, 0.1),
+    ]
+
+
+def test_tables_without_an_evaluator_column_are_the_gru(tmp_path):
+    UTILITY.drop(columns="evaluator").to_csv(tmp_path / "utility.csv", index=False)
+    PAIRED.drop(columns="evaluator").to_csv(tmp_path / "paired.csv", index=False)
+    out = tmp_path / "summary.json"
+    written = write_metrics_summary(
+        utility=tmp_path / "utility.csv", paired=tmp_path / "paired.csv", out=out
+    )
+    assert written == EXPECTED
+    SWEEP.to_csv(tmp_path / "sweep.csv", index=False)
+    curves = Layout(str(tmp_path)).metrics_curves()
+    write_curves(utility=tmp_path / "utility.csv", sweep=tmp_path / "sweep.csv", out=curves)
+    assert records(pd.read_csv(curves.tsrtr)) == records(curve_tables(UTILITY, SWEEP)["tsrtr"])

@@ -10,8 +10,9 @@ trains on the pool rows ``members[k]`` (repeats allowed) with seed ``seeds[k]``:
 - mini-batches of ``b = min(batch_size, len(members[k]))`` members, taken in order from random
   permutations of the members drawn by a ``torch.Generator`` seeded with ``seeds[k]``; a new
   permutation starts when fewer than ``b`` members are left (that remainder is dropped);
-- exactly ``steps`` AdamW(lr, weight_decay) steps on the unweighted mean ``BCEWithLogitsLoss``
-  of the batch; no early stopping: the final weights are the model.
+- exactly ``steps`` AdamW(lr, weight_decay) steps on the mean ``BCEWithLogitsLoss`` of the
+  batch, each row's loss multiplied by its class's weight ``class_weights[k][y]`` (1 and 1
+  unless the model is class-weighted); no early stopping: the final weights are the model.
 
 Two paths give the same models up to float rounding:
 
@@ -280,6 +281,7 @@ def _train_one(
     pool: tuple[torch.Tensor, torch.Tensor],
     rows: torch.Tensor,
     seed: int,
+    class_weights: torch.Tensor,
     settings: EvaluationModelSettings,
     desc: str,
 ) -> nn.Module:
@@ -290,7 +292,8 @@ def _train_one(
     batches = _batches(len(rows), min(settings.batch_size, len(rows)), seed)
     for _ in progress(range(settings.steps), settings.steps, desc, "step"):
         idx = rows[next(batches)].to(x.device)
-        loss = F.binary_cross_entropy_with_logits(model(x[idx]), y[idx])
+        row_loss = F.binary_cross_entropy_with_logits(model(x[idx]), y[idx], reduction="none")
+        loss = (row_loss * class_weights[y[idx].long()]).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -301,10 +304,12 @@ def _train_chunk(
     pool: tuple[torch.Tensor, torch.Tensor],
     members: list[torch.Tensor],
     seeds: Sequence[int],
+    class_weights: torch.Tensor,
     settings: EvaluationModelSettings,
     desc: str,
 ) -> tuple[Params, Params]:
-    """The batched path: the chunk's models stacked, one AdamW over them."""
+    """The batched path: the chunk's models stacked, one AdamW over them (``class_weights``:
+    (K, 2))."""
     x, y = pool
     models = [initial_model(x.shape[2], settings, s).to(x.device) for s in seeds]
     params, buffers = stack_module_state(models)
@@ -325,9 +330,10 @@ def _train_chunk(
             idx[k, : sizes[k]] = rows[next(it)]
         idx = idx.to(x.device)
         logits = forward(params, buffers, x[idx])
-        loss = F.binary_cross_entropy_with_logits(logits, y[idx], reduction="none")
+        labels = y[idx]
+        loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
         opt.zero_grad(set_to_none=True)
-        (loss * weight).sum().backward()
+        (loss * weight * class_weights.gather(1, labels.long())).sum().backward()
         opt.step()
     return _stacked_detached(params, buffers)
 
@@ -346,8 +352,10 @@ def train_models(
     device: torch.device,
     batched: bool = True,
     mem_mb: float | None = None,
+    class_weights: Sequence[tuple[float, float]] | None = None,
 ) -> Ensemble:
-    """Train model k on the pool rows ``members[k]`` with seed ``seeds[k]`` (module docstring).
+    """Train model k on the pool rows ``members[k]`` with seed ``seeds[k]`` and per-class loss
+    weights ``class_weights[k]`` (None: 1 and 1 for every model) (module docstring).
 
     ``batched`` trains chunks of models as stacked ensembles, each chunk's working memory within
     ``mem_mb`` MiB (None: chunks of ``MAX_CHUNK``); otherwise one by one (stacked afterwards in
@@ -358,6 +366,12 @@ def train_models(
         torch.as_tensor(pool_x, dtype=torch.float32, device=device),
         torch.as_tensor(pool_y, dtype=torch.float32, device=device),
     )
+    weights = torch.as_tensor(
+        np.ones((len(checked), 2)) if class_weights is None else class_weights,
+        dtype=torch.float32, device=device,
+    )  # fmt: skip
+    if weights.shape != (len(checked), 2) or not bool((weights > 0).all()):
+        raise ValueError(f"class_weights must be {len(checked)} positive (w0, w1) pairs")
     n, seq_len, n_features = pool_x.shape
     size = _chunk_size(settings, seq_len, n_features, mem_mb)
     groups = [range(i, min(i + size, len(checked))) for i in range(0, len(checked), size)]
@@ -372,9 +386,11 @@ def train_models(
         desc = f"evaluation models {group.start + 1}-{group.stop}/{len(checked)}"
         if batched:
             rows, chunk_seeds = [checked[k] for k in group], [seeds[k] for k in group]
-            chunks.append(_train_chunk(pool, rows, chunk_seeds, settings, desc))
+            chunks.append(_train_chunk(pool, rows, chunk_seeds, weights[group.start : group.stop],
+                                       settings, desc))  # fmt: skip
         else:
-            models = [_train_one(pool, checked[k], seeds[k], settings, desc) for k in group]
+            models = [_train_one(pool, checked[k], seeds[k], weights[k], settings, desc)
+                      for k in group]  # fmt: skip
             chunks.append(_stacked_detached(*stack_module_state(models)))
     template = initial_model(n_features, settings, 0).to("meta").eval()
     return Ensemble(template, chunks, settings, device, mem_mb or _PREDICT_MB)

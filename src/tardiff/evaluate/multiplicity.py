@@ -1,8 +1,9 @@
 """The pre-registered primary comparison and Holm's control of every other paired row.
 
 - **Primary comparison** (``evaluation.primary``; default ``tardiff`` − ``conditional``, TSRTR
-  α = 1, AUPRC, on the headline test set): one paired row per dataset and task of the main study
-  (``fraction`` 1), fixed before the run. Its 95 % interval and p-value are reported as they are.
+  α = 1, AUPRC, GRU evaluator, on the headline test set): one paired row per dataset and task of
+  the main study (``fraction`` 1), fixed before the run. Its 95 % interval and p-value are
+  reported as they are.
 - **Headline test set** of a dataset and task: its external population where it has one, else
   the internal test split (:func:`on_headline_test_set`).
 - **Family**: every other paired row of the run (all datasets, tasks, test sets, metrics,
@@ -83,7 +84,7 @@ def primary_rows(paired: pd.DataFrame, primary: PrimarySettings) -> np.ndarray:
         else (paired["test_set"] == primary.test_set).to_numpy()
     )
     rows = same_ratio & test_set & np.isclose(paired["fraction"].to_numpy(float), 1.0)
-    for column in ("method", "baseline", "protocol", "metric"):
+    for column in ("method", "baseline", "protocol", "metric", "evaluator"):
         rows &= (paired[column] == getattr(primary, column)).to_numpy()
     return rows
 

@@ -4,6 +4,10 @@
   methods come last, by name, in a colour picked from their name (stable across runs).
 - An estimate over seeds is the mean of the per-seed values; its interval is the mean of the
   per-seed 95 % bounds; SD is the standard deviation over seeds (:func:`summarise`).
+- Utility rows carry the evaluation model (``evaluator``: ``gru``, ``lgbm``); a table without
+  that column is read as all ``gru`` (:func:`add_evaluator`).
+- A scale-guided method at scale 0 *is* ``conditional`` (same samples): tables say so next to its
+  chosen scale (:func:`scale_cells`).
 - Tables are written as a title line plus a Markdown pipe table (:func:`write_markdown`);
   figures as PNG (150 dpi) and PDF without timestamps (:func:`save`), so reruns are
   byte-identical. Every write is atomic. Draw inside ``with style():``.
@@ -11,6 +15,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 import zlib
 from collections.abc import Mapping, Sequence
@@ -23,14 +28,19 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from tardiff.io import atomic_path
+from tardiff.methods import EVALUATORS, scale_guided
 
-COLOURS = {"real": "black", "conditional": "tab:blue", "tardiff": "tab:red",
-           "classifier_guidance": "tab:green", "cfg": "tab:purple",
-           "influence_filter": "tab:orange", "jitter": "tab:gray"}  # fmt: skip
+COLOURS = {"real": "black", "class_weight": "tab:brown", "oversample": "tab:cyan",
+           "conditional": "tab:blue", "tardiff": "tab:red", "classifier_guidance": "tab:green",
+           "cfg": "tab:purple", "influence_filter": "tab:orange", "jitter": "tab:gray"}  # fmt: skip
 METHOD_ORDER = tuple(COLOURS)  # the order methods are shown in
-EXTRA_COLOURS = ("tab:brown", "tab:pink", "tab:olive", "tab:cyan")
-ORDERS: Mapping[str, Sequence[str]] = {"method": METHOD_ORDER, "baseline": METHOD_ORDER}
+EXTRA_COLOURS = ("tab:pink", "tab:olive")
+EVALUATOR_NAMES = {"gru": "GRU", "lgbm": "LightGBM"}  # how figures name the evaluators
+ORDERS: Mapping[str, Sequence[str]] = {
+    "method": METHOD_ORDER, "baseline": METHOD_ORDER, "evaluator": EVALUATORS
+}  # fmt: skip
 BAND_NOTE = "line: mean over seeds; band: min–max over seeds"
+INTERVAL_NOTE = "line: mean over seeds; band: mean of the per-seed 95 % test-bootstrap bounds"
 
 
 def style() -> AbstractContextManager:
@@ -66,6 +76,46 @@ def colour(method: str) -> str:
     """The method's colour; an unknown method gets one picked from its name."""
     extra = EXTRA_COLOURS[zlib.crc32(method.encode()) % len(EXTRA_COLOURS)]
     return COLOURS.get(method, extra)
+
+
+def with_evaluator(columns: Sequence[str]) -> list[str]:
+    """``columns`` with ``evaluator`` right after ``test_set`` (unless already there)."""
+    if "evaluator" in columns:
+        return list(columns)
+    at = list(columns).index("test_set") + 1
+    return [*columns[:at], "evaluator", *columns[at:]]
+
+
+def add_evaluator(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with an ``evaluator`` column; a table without one was all ``gru``."""
+    if "evaluator" in frame.columns:
+        return frame
+    return frame.assign(evaluator="gru")[with_evaluator(list(frame.columns))]
+
+
+def evaluators(frame: pd.DataFrame) -> list[str]:
+    """The evaluators of ``frame`` in their fixed order."""
+    return sorted(frame["evaluator"].unique(), key=lambda e: rank(e, EVALUATORS))
+
+
+def same_as_conditional(method: str, scale: float) -> bool:
+    """Whether a method at its chosen ``scale`` draws conditional's samples (scale 0 of a
+    scale-guided method)."""
+    return scale_guided(method) and pd.notna(scale) and float(scale) == 0.0
+
+
+def scale_cell(method: str, scale: float) -> str:
+    """The chosen scale of ``method``; ``0 (= conditional)`` where its samples are
+    conditional's; empty where it has none (real, jitter)."""
+    if pd.isna(scale):
+        return ""
+    note = " (= conditional)" if same_as_conditional(method, scale) else ""
+    return format(float(scale), "g") + note
+
+
+def scale_cells(table: pd.DataFrame) -> list[str]:
+    """:func:`scale_cell` of each row of ``table`` (columns ``method``, ``scale``)."""
+    return [scale_cell(m, w) for m, w in zip(table["method"], table["scale"], strict=True)]
 
 
 def num(value: float) -> str:
@@ -162,12 +212,20 @@ def save(fig: Figure, png: str, pdf: str) -> None:
         fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "Producer": None})
 
 
+def _method_first(label: str) -> int:
+    """Sort key of a legend label: the position of the method it starts with (others last)."""
+    word = re.match(r"\w+", label)
+    return rank(word.group(0) if word else label, METHOD_ORDER)[0]
+
+
 def finish(fig: Figure, note: str, png: str, pdf: str) -> None:
-    """Figure-wide legend (each label once), the reading note as title, then save."""
-    legend: dict[str, object] = {}
+    """Figure-wide legend (each label once, in method order), the reading note as title, then
+    save."""
+    seen: dict[str, object] = {}
     for ax in fig.axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            legend.setdefault(label, handle)
+            seen.setdefault(label, handle)
+    legend = dict(sorted(seen.items(), key=lambda item: _method_first(item[0])))
     width = fig.get_figwidth()
     fig.legend(list(legend.values()), list(legend), loc="outside lower center", fontsize=8,
                ncols=max(1, min(len(legend), int(width / 2.2))), frameon=False)  # fmt: skip
@@ -184,7 +242,10 @@ def placeholder(message: str, png: str, pdf: str) -> None:
     save(fig, png, pdf)
 
 
-def grid(rows: int, columns: int, height: float) -> tuple[Figure, np.ndarray]:
-    """A constrained-layout figure of ``rows`` × ``columns`` axes (always a 2-D array)."""
-    fig = Figure(figsize=(3.2 * columns + 0.6, height * rows + 1.2), layout="constrained")
-    return fig, fig.subplots(rows, columns, squeeze=False)
+def grid(
+    rows: int, columns: int, height: float, width: float = 3.2, **shared: object
+) -> tuple[Figure, np.ndarray]:
+    """A constrained-layout figure of ``rows`` × ``columns`` axes (always a 2-D array);
+    ``shared``: ``sharex`` / ``sharey`` of :meth:`~matplotlib.figure.Figure.subplots`."""
+    fig = Figure(figsize=(width * columns + 0.6, height * rows + 1.2), layout="constrained")
+    return fig, fig.subplots(rows, columns, squeeze=False, **shared)

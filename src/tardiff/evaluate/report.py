@@ -6,15 +6,27 @@ collected ``paired.csv`` (paired differences, adjusted for multiplicity) and the
 (PNG and PDF), its tables (Markdown and CSV), the verdict table and the results README
 (:mod:`tardiff.evaluate.verdict`) named by ``ReportFiles``.
 
+- **Table 1**: TRTR and TSTR; **Table 4**: minority-class F1; both with each method's chosen
+  guidance scale (``0 (= conditional)``: a scale-guided method whose samples are conditional's)
+  and one row per evaluation model (``evaluator``).
+- **Fig. 2**: TSRTR against α, one row of panels per evaluator and metric; real-data-only arms
+  (TRTR: ``real``, ``class_weight``) as dashed horizontal lines; a method whose samples are
+  conditional's is not drawn on top of it but named in the panel title.
+- **Scarcity**: AUPRC against the share of real train kept, one row of panels per evaluator; a
+  method at conditional's samples at every share is named, not drawn, as in Fig. 2.
+- **Scale selection** (:mod:`tardiff.evaluate.selection_figure`).
+
 Conventions:
 - An estimate over seeds is the mean of the per-seed values; its interval is the mean of the
-  per-seed 95 % test-bootstrap bounds; SD is the standard deviation over seeds. Figure bands span
-  the minimum to the maximum over seeds.
+  per-seed 95 % test-bootstrap bounds; SD is the standard deviation over seeds. Figure bands are
+  that interval.
+- Tables without an ``evaluator`` column were all evaluated by the GRU (``gru``).
 - Main results use the full real train split (``fraction`` 1.0); the data-scarcity figure uses the
   rest. A dataset named ``<base>-train<fraction>`` is read as ``<base>`` at that fraction.
 - Tables show every test set (``test_set``); figures show the headline one (the external
   population where a dataset has one, :func:`~tardiff.evaluate.multiplicity.on_headline_test_set`).
-- Methods and protocols have a fixed order and colour; unknown methods come last, by name.
+- Methods, evaluators and protocols have a fixed order, methods a fixed colour; unknown ones
+  come last, by name.
 """
 
 from __future__ import annotations
@@ -30,12 +42,14 @@ from matplotlib.axes import Axes
 from tardiff.evaluate.collect import COLLECTED_PAIRED_COLUMNS
 from tardiff.evaluate.multiplicity import on_headline_test_set
 from tardiff.evaluate.plotting import (
-    BAND_NOTE,
-    METHOD_ORDER,
+    EVALUATOR_NAMES,
+    INTERVAL_NOTE,
     ORDERS,
+    add_evaluator,
     band_line,
     cells,
     colour,
+    evaluators,
     finish,
     grid,
     here,
@@ -44,14 +58,16 @@ from tardiff.evaluate.plotting import (
     num,
     panels,
     placeholder,
-    rank,
+    same_as_conditional,
+    scale_cells,
     sort_rows,
     style,
     summarise,
-    symlog_axis,
+    with_evaluator,
     write_markdown,
     write_text,
 )
+from tardiff.evaluate.selection_figure import selection_figure
 from tardiff.evaluate.verdict import (
     paired_summary,
     results_readme,
@@ -65,9 +81,13 @@ from tardiff.names import parse_dataset
 
 PROTOCOL_ORDER = ("TRTR", "TSTR", "TSRTR", "minority")
 _ORDERS = {**ORDERS, "protocol": PROTOCOL_ORDER, "test_set": ("internal", "external")}
-_TEXT = ("dataset", "task", "test_set", "method", "baseline", "protocol", "metric", "verdict",
-         "verdict_adj")  # fmt: skip
+_TEXT = ("dataset", "task", "test_set", "evaluator", "method", "baseline", "protocol", "metric",
+         "verdict", "verdict_adj")  # fmt: skip
 _METRICS = ("auroc", "auprc", "minority_f1")
+_CHOSEN_NOTE = (
+    "chosen w: the guidance scale chosen on validation; 0 (= conditional): the method's samples "
+    "are conditional's, so its row repeats conditional's."
+)
 UTILITY_COLUMNS = (
     ("dataset", "task", "test_set", "method", "protocol", "ratio", "fraction", "seed", "scale")
     + tuple(f"{m}{s}" for m in _METRICS for s in ("", "_lo", "_hi"))
@@ -99,12 +119,14 @@ def write_report(
     with style():
         _ratio_figure(headline, out)
         _scarcity_figure(headline, out)
-        _selection_figure(chosen, out)
+        selection_figure(chosen, *_files(out, "selection"))
 
 
 def _read_csv(path: str | Path, required: Sequence[str]) -> pd.DataFrame:
-    """A CSV with its ``required`` columns (ValueError naming file and column if one is absent)."""
+    """A CSV with its ``required`` columns (ValueError naming file and column if one is absent),
+    and an ``evaluator`` column (all ``gru`` where the file has none)."""
     frame = pd.read_csv(path, dtype={c: str for c in _TEXT})
+    frame = add_evaluator(frame)
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing required column(s): {', '.join(missing)}")
@@ -140,55 +162,68 @@ def _full(frame: pd.DataFrame) -> np.ndarray:
     return np.isclose(frame["fraction"], 1.0)
 
 
+def _with_scale(table: pd.DataFrame, rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """``table`` (a :func:`summarise` of ``rows`` by ``keys``) with the chosen ``scale`` of each
+    group after the keys (NaN where there is none)."""
+    scales = rows.groupby(keys, dropna=False)["scale"].max().reset_index()
+    table = table.merge(scales, on=keys, how="left", validate="one_to_one")
+    return table[[*keys, "scale", *table.columns.difference([*keys, "scale"], sort=False)]]
+
+
 def _table1(runs: pd.DataFrame, out: ReportFiles) -> None:
-    keys = ["dataset", "task", "test_set", "protocol", "method"]
+    keys = ["dataset", "task", "test_set", "evaluator", "protocol", "method"]
     rows = runs[runs["protocol"].isin(["TRTR", "TSTR"]) & _full(runs)]
-    table = summarise(rows, keys, ("auroc", "auprc"), _ORDERS)
+    table = _with_scale(summarise(rows, keys, ("auroc", "auprc"), _ORDERS), rows, keys)
     write_csv(table, out.table1_csv)
     shown = table[keys].assign(
+        **{"chosen w": scale_cells(table)},
         seeds=table["n_seeds"],
         **{"AUROC [95 % CI]": cells(table, "auroc"), "AUROC SD": table["auroc_sd"].map(num)},
         **{"AUPRC [95 % CI]": cells(table, "auprc"), "AUPRC SD": table["auprc_sd"].map(num)},
     )
     title = (
         "Table 1. TRTR and TSTR on the real test sets (all real train data; internal: the test "
-        "split, external: the external population): mean over seeds [mean of the per-seed 95 % "
-        "test-bootstrap interval bounds]; SD over seeds."
+        "split, external: the external population) per evaluation model (evaluator: gru = GRU, "
+        "lgbm = LightGBM): mean over seeds [mean of the per-seed 95 % test-bootstrap interval "
+        f"bounds]; SD over seeds. {_CHOSEN_NOTE}"
     )
     write_markdown(title, shown, out.table1_md)
 
 
 def _paired_table(diffs: pd.DataFrame, out: ReportFiles) -> None:
     """The full paired table (CSV, sorted) and its summary (Markdown)."""
-    by = ["dataset", "task", "test_set", "baseline", "protocol", "ratio", "method", "fraction",
-          "metric"]  # fmt: skip
-    table = sort_rows(diffs[list(COLLECTED_PAIRED_COLUMNS)], by, _ORDERS)
+    by = ["dataset", "task", "test_set", "evaluator", "baseline", "protocol", "ratio", "method",
+          "fraction", "metric"]  # fmt: skip
+    table = sort_rows(diffs[with_evaluator(COLLECTED_PAIRED_COLUMNS)], by, _ORDERS)
     write_csv(table, out.paired_csv)
     write_text(paired_summary(table), out.paired_md)
 
 
 def _table4(runs: pd.DataFrame, out: ReportFiles) -> None:
-    keys = ["dataset", "task", "test_set", "protocol", "ratio", "method"]
+    keys = ["dataset", "task", "test_set", "evaluator", "protocol", "ratio", "method"]
     protocol = runs["protocol"]
     keep = (
-        ((protocol == "TRTR") & (runs["method"] == "real"))
+        (protocol == "TRTR")
         | ((protocol == "TSRTR") & np.isclose(runs["ratio"], 1.0))
         | (protocol == "minority")
     )
-    table = summarise(runs[keep & _full(runs)], keys, ("minority_f1",), _ORDERS)
+    rows = runs[keep & _full(runs)]
+    table = _with_scale(summarise(rows, keys, ("minority_f1",), _ORDERS), rows, keys)
     write_csv(table, out.table4_csv)
     settings = [setting(p, r) for p, r in zip(table["protocol"], table["ratio"], strict=True)]
-    shown = table[["dataset", "task", "test_set"]].assign(
+    shown = table[["dataset", "task", "test_set", "evaluator"]].assign(
         setting=settings,
         method=table["method"],
+        **{"chosen w": scale_cells(table)},
         seeds=table["n_seeds"],
         **{"minority F1 [95 % CI]": cells(table, "minority_f1")},
         **{"SD": table["minority_f1_sd"].map(num)},
     )
     title = (
-        "Table 4. Minority-class F1 on the real test sets: real data alone (TRTR), synthetic "
-        "added at α=1 (TSRTR), and minority-only augmentation (×multiple of the real minority "
-        "count); mean over seeds [mean of the per-seed 95 % test-bootstrap interval bounds]."
+        "Table 4. Minority-class F1 on the real test sets per evaluation model (evaluator): real "
+        "data alone (TRTR), synthetic added at α=1 (TSRTR), and minority-only augmentation "
+        "(×multiple of the real minority count); mean over seeds [mean of the per-seed 95 % "
+        f"test-bootstrap interval bounds]. {_CHOSEN_NOTE}"
     )
     write_markdown(title, shown, out.table4_md)
 
@@ -196,11 +231,12 @@ def _table4(runs: pd.DataFrame, out: ReportFiles) -> None:
 def _method_lines(
     ax: Axes, frame: pd.DataFrame, x: str, metric: str, suffix: str = "", ls: str = "-"
 ) -> None:
-    """One line (mean over seeds) and band (min–max over seeds) per method, against ``x``."""
+    """One line (mean over seeds) and band (mean of the per-seed 95 % bounds) per method,
+    against ``x``."""
     for method in methods(frame):
         rows = frame[frame["method"] == method]
-        stats = rows.groupby(x)[metric].agg(["mean", "min", "max"]).sort_index()
-        band_line(ax, stats.index, stats["mean"], stats["min"], stats["max"],
+        stats = rows.groupby(x)[[metric, f"{metric}_lo", f"{metric}_hi"]].mean().sort_index()
+        band_line(ax, stats.index, stats[metric], stats[f"{metric}_lo"], stats[f"{metric}_hi"],
                   color=colour(method), label=f"{method}{suffix}", ls=ls)  # fmt: skip
 
 
@@ -209,86 +245,89 @@ def _files(out: ReportFiles, name: str) -> tuple[str, str]:
     return getattr(out, f"{name}_png"), getattr(out, f"{name}_pdf")
 
 
+def _conditional_copies(rows: pd.DataFrame) -> list[str]:
+    """Methods of ``rows`` whose every row is at scale 0 of a scale-guided method: the same
+    samples as ``conditional`` (empty where ``conditional`` is not among them)."""
+    if "conditional" not in set(rows["method"]):
+        return []
+    scales = rows.groupby("method")["scale"]
+    return [m for m in methods(rows) if all(same_as_conditional(m, w) for w in scales.get_group(m))]
+
+
+def _panel_title(dataset: str, task: str, copies: list[str]) -> str:
+    """``dataset · task``, then the methods drawn as conditional."""
+    if not copies:
+        return f"{dataset} · {task}"
+    return f"{dataset} · {task}\n{', '.join(copies)} = conditional (w = 0)"
+
+
+def _evaluator_label(evaluator: str, metric: str) -> str:
+    return f"{EVALUATOR_NAMES.get(evaluator, evaluator)}: {metric.upper()}"
+
+
+def _trtr_lines(ax: Axes, trtr: pd.DataFrame, metric: str) -> None:
+    """A dashed horizontal line at each TRTR method's mean (real train only)."""
+    for method in methods(trtr):
+        mean = trtr.loc[trtr["method"] == method, metric].mean()
+        ax.axhline(mean, color=colour(method), ls="--", lw=1, label=f"{method} (TRTR mean)")
+
+
 def _ratio_figure(runs: pd.DataFrame, out: ReportFiles) -> None:
-    """Fig. 2: TSRTR AUROC (top) and AUPRC (bottom) against α; real TRTR mean dashed."""
+    """Fig. 2: TSRTR AUROC and AUPRC against α, a row of panels per evaluator and metric; TRTR
+    means dashed; methods at conditional's samples named in the title, not drawn again."""
     main = runs[_full(runs)]
-    pairs = panels(main[main["protocol"] == "TSRTR"])
+    tsrtr = main[main["protocol"] == "TSRTR"]
+    pairs = panels(tsrtr)
     if not pairs:
         return placeholder("no TSRTR rows in this run", *_files(out, "fig2"))
-    fig, axes = grid(2, len(pairs), 2.6)
+    rows_of = [(e, m) for e in evaluators(tsrtr) for m in ("auroc", "auprc")]
+    fig, axes = grid(len(rows_of), len(pairs), 2.4)
     for col, (dataset, task) in enumerate(pairs):
         rows = here(main, dataset, task)
-        real = rows[(rows["protocol"] == "TRTR") & (rows["method"] == "real")]
-        for row, metric in enumerate(("auroc", "auprc")):
-            ax = axes[row, col]
-            _method_lines(ax, rows[rows["protocol"] == "TSRTR"], "ratio", metric)
-            if len(real):
-                ax.axhline(real[metric].mean(), color=colour("real"), ls="--", lw=1,
-                           label="real (TRTR mean)")  # fmt: skip
-            ax.set_ylabel(metric.upper() if col == 0 else "")
-            ax.set_xlabel("synthetic ratio α" if row == 1 else "")
-        axes[0, col].set_title(f"{dataset} · {task}", fontsize=9)
+        copies = _conditional_copies(here(tsrtr, dataset, task))
+        for row, (evaluator, metric) in enumerate(rows_of):
+            ax, part = axes[row, col], rows[rows["evaluator"] == evaluator]
+            shown = (part["protocol"] == "TSRTR") & ~part["method"].isin(copies)
+            _method_lines(ax, part[shown], "ratio", metric)
+            _trtr_lines(ax, part[part["protocol"] == "TRTR"], metric)
+            ax.set_ylabel(_evaluator_label(evaluator, metric) if col == 0 else "")
+            ax.set_xlabel("synthetic ratio α" if row == len(rows_of) - 1 else "")
+        axes[0, col].set_title(_panel_title(dataset, task, copies), fontsize=8)
     note = (
-        f"TSRTR utility against α (all real train data; external test population where there is "
-        f"one); {BAND_NOTE}; dashed: real TRTR mean"
+        "Fig. 2. TSRTR utility against α (all real train data; external test population where "
+        f"there is one), one row per evaluation model and metric; {INTERVAL_NOTE}; dashed: TRTR "
+        "mean (real train only). 'X = conditional (w = 0)': X chose guidance scale 0, so its "
+        "samples, and its line, are conditional's."
     )
     finish(fig, note, *_files(out, "fig2"))
 
 
 def _scarcity_figure(runs: pd.DataFrame, out: ReportFiles) -> None:
-    """AUPRC against the share of real train kept: TSRTR α=1 per method and TRTR real."""
-    pairs = panels(runs[runs["fraction"] < 1.0])
+    """AUPRC against the share of real train kept, a row of panels per evaluator: TSRTR α=1 per
+    method and TRTR (real train only) dashed; a method at conditional's samples at every share
+    named in the title, not drawn again."""
+    scarce = runs[runs["fraction"] < 1.0]
+    pairs = panels(scarce)
     if not pairs:
         return placeholder("no data-scarcity study in this run", *_files(out, "scarcity"))
-    fig, axes = grid(1, len(pairs), 3.0)
-    for ax, (dataset, task) in zip(axes[0], pairs, strict=True):
-        rows = here(runs, dataset, task)
-        tsrtr = rows[(rows["protocol"] == "TSRTR") & np.isclose(rows["ratio"], 1.0)]
-        real = rows[(rows["protocol"] == "TRTR") & (rows["method"] == "real")]
-        _method_lines(ax, tsrtr, "fraction", "auprc", suffix=" (TSRTR α=1)")
-        _method_lines(ax, real, "fraction", "auprc", suffix=" (TRTR)", ls="--")
-        log_axis(ax, sorted(set(tsrtr["fraction"]) | set(real["fraction"])))
-        ax.set(xlabel="share of real train kept (log)", ylabel="AUPRC")
-        ax.set_title(f"{dataset} · {task}", fontsize=9)
-    note = f"Data scarcity (external test population where there is one): {BAND_NOTE}"
-    finish(fig, note, *_files(out, "scarcity"))
-
-
-def _selection_panel(ax: Axes, selection: dict) -> None:
-    grids = []
-    for method in sorted(selection["methods"], key=lambda m: rank(m, METHOD_ORDER)):
-        entry, tint = selection["methods"][method], colour(method)
-        scales, score = np.asarray(entry["grid"], float), np.asarray(entry["score"], float)
-        per_seed = entry.get("per_seed", [[]] * len(scales))
-        for scale, seeds in zip(scales, per_seed, strict=True):
-            seeds = np.asarray(seeds, float)
-            ax.scatter(np.full(len(seeds), scale), seeds, color=tint, alpha=0.3, s=10, lw=0)
-        order = np.argsort(scales)
-        ax.plot(scales[order], score[order], color=tint, marker="o", ms=3, lw=1.2, label=method)
-        chosen = float(entry["chosen"])
-        ax.axvline(chosen, color=tint, ls=":", lw=1)
-        at = np.isclose(scales, chosen)
-        if at.any():
-            ax.scatter([chosen], score[at][:1], marker="*", s=90, color=tint,
-                       edgecolors="black", linewidths=0.5, zorder=3)  # fmt: skip
-        grids.append(scales)
-    symlog_axis(ax, np.concatenate(grids) if grids else np.array([]))
-    ratio = selection.get("ratio")
-    where = f"{selection.get('protocol', '')} α={ratio:g}" if ratio is not None else ""
-    metric = str(selection.get("metric", "score")).upper()
-    ax.set(xlabel="guidance scale", ylabel=f"{metric} on validation select")
-    ax.set_title(f"{selection['dataset']} · {selection['task']} {where}".strip(), fontsize=9)
-
-
-def _selection_figure(selections: list[dict], out: ReportFiles) -> None:
-    """Validation score against guidance scale per guided method, the chosen scale marked."""
-    if not selections:
-        return placeholder("no guidance-scale selection in this run", *_files(out, "selection"))
-    fig, axes = grid(1, len(selections), 3.0)
-    for ax, selection in zip(axes[0], selections, strict=True):
-        _selection_panel(ax, selection)
+    fig, axes = grid(len(evaluators(scarce)), len(pairs), 3.0)
+    for row, evaluator in enumerate(evaluators(scarce)):
+        for col, (dataset, task) in enumerate(pairs):
+            ax, rows = axes[row, col], here(runs, dataset, task)
+            rows = rows[rows["evaluator"] == evaluator]
+            tsrtr = rows[(rows["protocol"] == "TSRTR") & np.isclose(rows["ratio"], 1.0)]
+            trtr = rows[rows["protocol"] == "TRTR"]
+            copies = _conditional_copies(tsrtr)
+            shown = tsrtr[~tsrtr["method"].isin(copies)]
+            _method_lines(ax, shown, "fraction", "auprc", suffix=" (TSRTR α=1)")
+            _method_lines(ax, trtr, "fraction", "auprc", suffix=" (TRTR)", ls="--")
+            log_axis(ax, sorted(set(tsrtr["fraction"]) | set(trtr["fraction"])))
+            ax.set_xlabel("share of real train kept (log)")
+            ax.set_ylabel(_evaluator_label(evaluator, "auprc"))
+            ax.set_title(_panel_title(dataset, task, copies), fontsize=8)
     note = (
-        "Guidance-scale selection: line: mean over seeds; points: single seeds; "
-        "star and dotted line: chosen scale; x symlog (linear below the smallest non-zero scale)"
+        f"Data scarcity (external test population where there is one): {INTERVAL_NOTE}. "
+        "'X = conditional (w = 0)': X chose guidance scale 0 at every share, so its samples, "
+        "and its line, are conditional's."
     )
-    finish(fig, note, *_files(out, "selection"))
+    finish(fig, note, *_files(out, "scarcity"))

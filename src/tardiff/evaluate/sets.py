@@ -9,10 +9,13 @@
   multiple m adds ``round(m · real minority count)`` synthetic minority samples.
 - Subsets are **nested**: one seeded permutation per class of each draw, and every protocol takes
   the first k samples of each class, so a smaller α is always a subset of a larger one.
+- The imbalance corrections (:func:`add_corrections`) train on real train alone: class-weighted,
+  or with real minority stays duplicated to each protocol's synthetic minority count.
 - A :class:`Plan` pools the real and synthetic arrays once and lists, per evaluation model, the
-  pool rows it trains on, its seed and what it is (method, protocol, ratio, scale, counts, and
-  the fingerprint of its synthetic samples: two arms with equal fingerprints are the same
-  samples, e.g. a guided method whose chosen scale is 0 and ``conditional``).
+  pool rows it trains on (repeats allowed), its seed, its class weights and what it is (method,
+  protocol, ratio, scale, counts, and the fingerprint of its synthetic samples: two arms with
+  equal fingerprints are the same samples, e.g. a guided method whose chosen scale is 0 and
+  ``conditional``).
 """
 
 from __future__ import annotations
@@ -136,6 +139,7 @@ class Plan:
     size: int = 0
     members: list[np.ndarray] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
+    class_weights: list[tuple[float, float]] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)
 
     def add_data(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -145,9 +149,13 @@ class Plan:
         self.size += len(x)
         return np.arange(self.size - len(x), self.size)
 
-    def add_model(self, rows: np.ndarray, seed: int, **meta) -> None:
+    def add_model(
+        self, rows: np.ndarray, seed: int, class_weights: tuple[float, float] = (1.0, 1.0), **meta
+    ) -> None:
+        """A model trained on the pool ``rows`` with per-class loss weights (w0, w1)."""
         self.members.append(rows)
         self.seeds.append(seed)
+        self.class_weights.append(class_weights)
         self.rows.append({**meta, "seed": seed})
 
     def pool(self) -> tuple[np.ndarray, np.ndarray]:
@@ -195,3 +203,46 @@ def add_protocols(
             plan.add_model(np.concatenate([real_rows, synth]), seed, protocol=protocol,
                            ratio=float(level), **meta, n_real=len(real_rows),
                            n_synthetic=len(synth))  # fmt: skip
+
+
+def balanced_weights(y: np.ndarray) -> tuple[float, float]:
+    """Inverse-class-frequency loss weights n / (2 n_c) of labels ``y`` (scikit-learn's and
+    YAIB's "balanced"); the weighted classes contribute equally to the loss."""
+    counts = np.bincount(np.asarray(y, np.int64), minlength=2)
+    if (counts == 0).any():
+        raise ValueError(f"class weights need both classes; class counts are {counts.tolist()}")
+    w0, w1 = len(y) / (2 * counts)
+    return float(w0), float(w1)
+
+
+def add_corrections(
+    plan: Plan,
+    real_rows: np.ndarray,
+    y_real: np.ndarray,
+    seed: int,
+    baselines: tuple[str, ...],
+    ratios: tuple[float, ...],
+    multiples: tuple[float, ...],
+) -> None:
+    """The imbalance corrections of seed ``seed`` (``evaluation.baselines``).
+
+    - ``class_weight``: real train with :func:`balanced_weights` (protocol TRTR);
+    - ``oversample``: real train plus real minority stays drawn with replacement, as many as the
+      synthetic minority samples of each TSRTR ratio and minority multiple (nested: every level
+      takes the first draws of one seeded sequence).
+    """
+    meta = {"scale": None, "samples": None, "n_synthetic": 0}
+    if "class_weight" in baselines:
+        plan.add_model(real_rows, seed, balanced_weights(y_real), method="class_weight",
+                       protocol="TRTR", ratio=None, **meta, n_real=len(real_rows))  # fmt: skip
+    if "oversample" not in baselines:
+        return
+    minority = minority_label(y_real)
+    levels = [("TSRTR", r, ratio_counts(y_real, r)[minority]) for r in ratios]
+    levels += [("minority", m, minority_counts(y_real, m)[minority]) for m in multiples]
+    pool = real_rows[y_real == minority]
+    drawn = np.random.default_rng([seed, 13]).choice(pool, max(n for *_, n in levels))
+    for protocol, level, n in levels:
+        rows = np.concatenate([real_rows, drawn[:n]])
+        plan.add_model(rows, seed, method="oversample", protocol=protocol, ratio=float(level),
+                       **meta, n_real=len(rows))  # fmt: skip

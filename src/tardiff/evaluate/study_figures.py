@@ -16,14 +16,16 @@ An input without the rows an output needs gives a placeholder figure or table th
   (linear below the smallest non-zero |w|, a tick per scale): the scales are log-spaced on both
   sides of 0, so they come out evenly spaced, 0 shown.
 - **Fig. 4** (:func:`guidance_size_figure`): TSRTR α=1 AUROC and AUPRC on the real test split
-  against the number of guide stays G is built from (log axis); flat: a small guide set suffices.
+  against the number of guide stays G is built from (log axis), the full guide set's mean as a
+  dashed reference; flat, near it: a small guide set suffices.
 - **Table 3** (:func:`table3`): per-sample gradient norms of the guide stays by class and the
   minority / majority ratio of their means (> 1: minority stays weigh more in G).
 - **Table 5** (:func:`table5`): utility with G from all, minority-only or majority-only stays.
 - **Fig. 5**: :mod:`tardiff.evaluate.samples_figure`.
-- **Fidelity and privacy** (:func:`fidelity_privacy_table`): one row per method (at its chosen
-  scale) next to the real-holdout floor; **efficiency** (:func:`efficiency_table`): what each
-  stage cost.
+- **Fidelity and privacy** (:func:`fidelity_privacy_table`): one row per method at its chosen
+  scale (``chosen w``; ``0 (= conditional)``: the method's samples are conditional's, so its row
+  repeats conditional's) next to the real-holdout floor; **efficiency**
+  (:func:`efficiency_table`): what each stage cost.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from tardiff.evaluate.plotting import (
     placeholder,
     plain,
     rank,
+    scale_cells,
     sort_rows,
     style,
     summarise,
@@ -168,11 +171,13 @@ def guidance_size_figure(*, studies: pd.DataFrame, png: str, pdf: str) -> None:
         for row, (dataset, task) in enumerate(pairs):
             for ax, metric in zip(axes[row], ("auroc", "auprc"), strict=True):
                 _size_lines(ax, here(rows, dataset, task), metric)
+                _full_set_line(ax, here(rows, dataset, task), metric)
                 ax.set(xlabel="guide stays used for G (log)", ylabel=f"{metric.upper()}, real test")
                 ax.set_title(f"{dataset} · {task}: {metric.upper()}", fontsize=9)
         note = (
             "Fig. 4. Guide-set size: tardiff, TSRTR α=1 on the real test split against the number "
-            f"of guide stays G is built from; {BAND_NOTE}"
+            f"of guide stays G is built from; {BAND_NOTE}; dashed: the full guide set (all guide "
+            "stays, the main run's G), mean over seeds"
         )
         finish(fig, note, png, pdf)
 
@@ -190,6 +195,14 @@ def _size_lines(ax: Axes, rows: pd.DataFrame, metric: str) -> None:
                   label=f"tardiff, guide source: {source}")  # fmt: skip
         ticks |= set(stats["n"])
     log_axis(ax, sorted(ticks))
+
+
+def _full_set_line(ax: Axes, rows: pd.DataFrame, metric: str) -> None:
+    """A dashed horizontal line at the mean of the full guide set (all stays, fraction 1)."""
+    full = rows[(rows["source"] == "all") & (rows["fraction"] == 1.0)]
+    if len(full):
+        ax.axhline(full[metric].mean(), color="black", ls="--", lw=1,
+                   label="full guide set (mean over seeds)")  # fmt: skip
 
 
 def table5(*, studies: pd.DataFrame, md: str, csv: str) -> None:
@@ -259,18 +272,20 @@ def fidelity_privacy_table(
     """Fidelity and privacy summary: one row per dataset × task × method, means over seeds."""
     title = (
         "Fidelity and privacy of each method's evaluated synthetic sets (at the guidance scale "
-        "chosen on validation: scale) against real train, mean over seeds [mean of the per-seed "
-        "95 % bounds]. disc.: real-vs-synthetic discriminator AUROC and score |0.5 − accuracy| "
-        "(0.5 / 0: indistinguishable); pred. MAE: next-step predictor trained on the set, tested "
-        "on real test (z-units); MMD²: Gaussian kernel, median heuristic (z-units); min SD ratio:"
-        " the smallest per-feature SD(set) / SD(real train) (1: the real spread); out of range: "
-        "share of values outside the valid clinical ranges; own label 0 / 1: share of the set's "
-        "class 0 / 1 stays that a judge trained on real train (threshold on validation select) "
-        "labels as their own class (real_holdout: its recall per class on real test); DCR share: "
-        "share of synthetic stays closer to train than the median holdout stay (0.5: no "
-        "memorisation); attack AUC: distance-based membership inference (0.5: chance); near "
-        "copies: summed over seeds / synthetic stays. real_holdout: real test vs real train (the "
-        "floor); real: predictor trained on real train."
+        "chosen on validation: chosen w; 0 (= conditional): the method's samples are "
+        "conditional's, so its row repeats conditional's) against real train, mean over seeds "
+        "[mean of the per-seed 95 % bounds]. disc.: real-vs-synthetic discriminator AUROC and "
+        "score |0.5 − accuracy| (0.5 / 0: indistinguishable); pred. MAE: next-step predictor "
+        "trained on the set, tested on real test (z-units); MMD²: Gaussian kernel, median "
+        "heuristic (z-units); min SD ratio: the smallest per-feature SD(set) / SD(real train) "
+        "(1: the real spread); out of range: share of values outside the valid clinical "
+        "ranges; own label 0 / 1: share of the set's class 0 / 1 stays that a judge trained on "
+        "real train (threshold on validation select) labels as their own class (real_holdout: "
+        "its recall per class on real test); DCR share: share of synthetic stays closer to "
+        "train than the median holdout stay (0.5: no memorisation); attack AUC: distance-based "
+        "membership inference (0.5: chance); near copies: summed over seeds / synthetic stays. "
+        "real_holdout: real test vs real train (the floor); real: predictor trained on real "
+        "train."
     )
     if fidelity.empty and privacy.empty:
         return _placeholder_table(title, "no fidelity or privacy rows in this run", md, csv)
@@ -286,7 +301,7 @@ def fidelity_privacy_table(
     ]
     shown = table[_KEYS].assign(
         seeds=[str(n) if n else "" for n in table["n_seeds"]],
-        scale=plain(table["scale"]),
+        **{"chosen w": scale_cells(table)},
         **{"disc. AUROC [95 % CI]": cells(table, "disc_auroc")},
         **{"disc. score": table["disc_score"].map(num), "pred. MAE": table["pred_mae"].map(num)},
         **{"MMD²": table["mmd"].map(num), "min SD ratio": table["sd_ratio_min"].map(num)},

@@ -1,6 +1,8 @@
 """Utility evaluation stage: TRTR / TSTR / TSRTR / minority-only models, scored on real test.
 
-Per evaluation seed k (``evaluation.seeds``): one ``real`` model on real train (TRTR) and, for
+Per evaluation seed k (``evaluation.seeds``): one ``real`` model on real train (TRTR), the
+imbalance corrections of ``evaluation.baselines`` (``class_weight`` at TRTR, ``oversample`` at
+every TSRTR ratio and minority multiple; :func:`~tardiff.evaluate.sets.add_corrections`) and, for
 every method's draw of seed k (each guided method at the scale chosen on validation, see
 :mod:`tardiff.evaluate.selection`, and the ``jitter`` baseline), TSTR, TSRTR at each ratio α and
 minority-only augmentation at each multiple (:mod:`tardiff.evaluate.sets`). Every model of seed k
@@ -8,16 +10,19 @@ starts from the same initialisation and sees the same real data, so methods comp
 The scarcity study (a dataset whose train split was subsampled) evaluates TRTR and TSRTR at
 α = 1 only.
 
-Every model is scored on the internal test split and, where the dataset has one, on its external
-test population (:mod:`tardiff.evaluate.external`); the ``test_set`` column says which.
+Every training set is learnt by each evaluator of ``evaluation.evaluators`` (``gru``: the small
+GRU of :mod:`tardiff.evaluate.ensemble`; ``lgbm``: gradient-boosted trees on summary features,
+:mod:`tardiff.evaluate.trees`) and scored on the internal test split and, where the dataset has
+one, on its external test population (:mod:`tardiff.evaluate.external`); the ``evaluator`` and
+``test_set`` columns say which. Paired differences compare arms of the same evaluator.
 
-Outputs: ``utility.csv``, one row per model and test set (AUROC, AUPRC, minority-class F1 at the
-threshold that maximises it on validation ``select``, each with a 95 % stratified bootstrap
-interval over test stays, :mod:`tardiff.evaluate.resampling`) and ``paired.csv``, the paired
-differences of every method, protocol and ratio against ``real`` (TRTR of the same seed) and
-against ``conditional`` and ``tardiff`` (same protocol and ratio), pooled over seeds with a
-seed-and-stay bootstrap, with a p-value; two arms trained on the same synthetic samples read
-"same samples".
+Outputs: ``utility.csv``, one row per model, evaluator and test set (AUROC, AUPRC,
+minority-class F1 at the threshold that maximises it on validation ``select``, each with a 95 %
+stratified bootstrap interval over test stays, :mod:`tardiff.evaluate.resampling`) and
+``paired.csv``, the paired differences of every method, protocol and ratio against ``real`` and
+``class_weight`` (TRTR of the same seed) and against ``oversample``, ``conditional`` and
+``tardiff`` (same protocol and ratio), pooled over seeds with a seed-and-stay bootstrap, with a
+p-value; two arms trained on the same synthetic samples read "same samples".
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from tardiff.data import Prepared, prepare, prepare_memory_mb
 from tardiff.evaluate.ensemble import train_models
@@ -37,14 +43,16 @@ from tardiff.evaluate.resampling import Scored, paired_difference, score_models
 from tardiff.evaluate.sets import (
     Draw,
     Plan,
+    add_corrections,
     add_protocols,
     evaluation_draws,
     load_draw,
     training_budget_mb,
 )
+from tardiff.evaluate.trees import predict_trees, summary_features, train_trees
 from tardiff.io import read_json, write_csv
 from tardiff.layout import EvaluationFiles
-from tardiff.methods import BASELINES, compared
+from tardiff.methods import BASELINES, REAL_ONLY, compared
 from tardiff.names import parse_dataset
 from tardiff.runtime import check_memory, pick_device
 from tardiff.settings import EvaluationSettings
@@ -54,17 +62,18 @@ log = logging.getLogger(__name__)
 #: column name of each metric in the tables (``f1`` is the minority-class F1)
 COLUMNS = {"auroc": "auroc", "auprc": "auprc", "f1": "minority_f1"}
 UTILITY_COLUMNS = [
-    "dataset", "task", "test_set", "method", "protocol", "ratio", "fraction", "seed", "scale",
+    "dataset", "task", "test_set", "evaluator", "method", "protocol", "ratio", "fraction", "seed",
+    "scale",
     *(f"{c}{s}" for c in COLUMNS.values() for s in ("", "_lo", "_hi")),
     "f1_threshold", "n_real", "n_synthetic",
 ]  # fmt: skip
 PAIRED_COLUMNS = [
-    "dataset", "task", "test_set", "method", "baseline", "protocol", "ratio", "fraction",
-    "metric", "delta", "delta_lo", "delta_hi", "delta_se", "share_positive", "n_seeds",
+    "dataset", "task", "test_set", "evaluator", "method", "baseline", "protocol", "ratio",
+    "fraction", "metric", "delta", "delta_lo", "delta_hi", "delta_se", "share_positive", "n_seeds",
     "p_value", "verdict",
 ]  # fmt: skip
 #: columns the stage adds to the per-test-set tables before writing them
-_KEYS = ("dataset", "task", "test_set", "fraction")
+_KEYS = ("dataset", "task", "test_set", "evaluator", "fraction")
 
 
 def evaluation_plan(
@@ -72,20 +81,42 @@ def evaluation_plan(
 ) -> Plan:
     """Every evaluation model of the stage (module docstring)."""
     main = study == "main"
+    ratios = settings.ratios if main else (1.0,)
+    multiples = settings.minority_multiples if main else ()
     plan = Plan()
     y_real = prepared.y["train"]
     real_rows = plan.add_data(prepared.x["train"], y_real)
     for k in range(settings.seeds):
         plan.add_model(real_rows, k, method="real", scale=None, protocol="TRTR", ratio=None,
-                       n_real=len(real_rows), n_synthetic=0)  # fmt: skip
+                       samples=None, n_real=len(real_rows), n_synthetic=0)  # fmt: skip
+        add_corrections(plan, real_rows, y_real, k, settings.baselines, ratios, multiples)
     for draw in draws:
-        add_protocols(
-            plan, real_rows, y_real, draw,
-            ratios=settings.ratios if main else (1.0,),
-            multiples=settings.minority_multiples if main else (),
-            tstr=main,
-        )  # fmt: skip
+        add_protocols(plan, real_rows, y_real, draw, ratios, multiples, tstr=main)
     return plan
+
+
+def evaluator_scores(
+    evaluator: str,
+    plan: Plan,
+    inputs: dict[str, np.ndarray],
+    settings: EvaluationSettings,
+    device: torch.device,
+    mem_mb: float | None,
+) -> dict[str, np.ndarray]:
+    """Train the plan's models with ``evaluator`` (``gru``: :mod:`~tardiff.evaluate.ensemble`,
+    ``lgbm``: :mod:`~tardiff.evaluate.trees`); their scores (K, n) on each of ``inputs``."""
+    pool_x, pool_y = plan.pool()
+    log.info("%s: training %d evaluation models on a pool of %d sequences", evaluator,
+             len(plan.rows), len(pool_x))  # fmt: skip
+    if evaluator == "lgbm":
+        features = summary_features(pool_x)
+        boosters = train_trees(features, pool_y, plan.members, plan.seeds, plan.class_weights,
+                               settings.trees, torch.get_num_threads())  # fmt: skip
+        return {name: predict_trees(boosters, summary_features(x)) for name, x in inputs.items()}
+    ensemble = train_models(pool_x, pool_y, plan.members, plan.seeds, settings.model,
+                            device=device, mem_mb=mem_mb,
+                            class_weights=plan.class_weights)  # fmt: skip
+    return {name: ensemble.predict(x) for name, x in inputs.items()}
 
 
 def f1_thresholds(y_select: np.ndarray, logits_select: np.ndarray) -> np.ndarray:
@@ -134,14 +165,13 @@ def paired_table(table: pd.DataFrame, scored: Scored, seed: int) -> pd.DataFrame
     for method, protocol, ratio in arms.itertuples(index=False):
         a = _arm(table, method, protocol, ratio).set_index("seed")
         for baseline in (b for b in BASELINES if compared(method, b)):
-            b = (_arm(table, "real", "TRTR", None) if baseline == "real"
+            b = (_arm(table, baseline, "TRTR", None) if baseline in REAL_ONLY
                  else _arm(table, baseline, protocol, ratio)).set_index("seed")  # fmt: skip
             seeds = sorted(set(a.index) & set(b.index))
             if not seeds:
                 continue
-            same = baseline != "real" and bool(
-                (a.loc[seeds, "samples"] == b.loc[seeds, "samples"]).all()
-            )
+            fingerprints = a.loc[seeds, "samples"], b.loc[seeds, "samples"]
+            same = bool((fingerprints[0].notna() & (fingerprints[0] == fingerprints[1])).all())
             for metric in ("auroc", "auprc"):
                 d = paired_difference(scored, a.loc[seeds, "model"].to_numpy(),
                                       b.loc[seeds, "model"].to_numpy(), metric, seed)  # fmt: skip
@@ -200,20 +230,19 @@ def run_evaluation_stage(
     draws = [load_draw(p, key, prepared.transform, task, prepared.seq_len)
              for p, key in zip(synthetic, keys, strict=True)]  # fmt: skip
     plan = evaluation_plan(prepared, draws, settings, study)
-    pool_x, pool_y = plan.pool()
-    log.info("training %d evaluation models on a pool of %d sequences", len(plan.rows), len(pool_x))
     held = prepare_memory_mb(timeseries) + sum(x.nbytes for x, _ in test_sets.values()) / 2**20
-    budget = training_budget_mb(mem_mb, held, pool_x, "evaluation")
-    ensemble = train_models(pool_x, pool_y, plan.members, plan.seeds, settings.model,
-                            device=pick_device(device), mem_mb=budget)  # fmt: skip
-    thresholds = f1_thresholds(prepared.y["select"], ensemble.predict(prepared.x["select"]))
+    budget = training_budget_mb(mem_mb, held, plan.pool()[0], "evaluation")
+    inputs = {"select": prepared.x["select"], **{k: x for k, (x, _) in test_sets.items()}}
     table = pd.DataFrame(plan.rows).assign(model=np.arange(len(plan.rows)))
     utility, paired = [], []
-    for name, (x, y) in test_sets.items():
-        scored = score_models(y, ensemble.predict(x), thresholds, settings.bootstrap_resamples,
-                              seed)  # fmt: skip
-        utility.append(scored_table(plan.rows, scored, thresholds).assign(test_set=name))
-        paired.append(paired_table(table, scored, seed).assign(test_set=name))
+    for evaluator in settings.evaluators:
+        scores = evaluator_scores(evaluator, plan, inputs, settings, pick_device(device), budget)
+        thresholds = f1_thresholds(prepared.y["select"], scores["select"])
+        for name, (_, y) in test_sets.items():
+            scored = score_models(y, scores[name], thresholds, settings.bootstrap_resamples, seed)
+            keys = {"test_set": name, "evaluator": evaluator}
+            utility.append(scored_table(plan.rows, scored, thresholds).assign(**keys))
+            paired.append(paired_table(table, scored, seed).assign(**keys))
     return _write(pd.concat(utility), pd.concat(paired), dataset, task, out)
 
 

@@ -4,12 +4,14 @@ Read from the collected paired table (:mod:`tardiff.evaluate.multiplicity` has a
 comparison and the Holm-adjusted columns):
 
 - :func:`verdict_table` (``tables/verdict``): per dataset and task of the main study, the primary
-  comparison first, then every method against ``real`` and against ``conditional`` in the
-  primary's setting (protocol, ratio, metric, test set): Δ with its adjusted interval (the
-  primary row: its own 95 % interval), the p-value (Holm-adjusted; the primary's as it is) and
-  the verdict: improves / no detectable difference / worse / same samples.
-- :func:`paired_summary` (``tables/paired.md``): the verdict counts per test set, baseline and
-  metric, and the rows that improve or are worse after adjustment; the full table is the CSV.
+  comparison first, then, per evaluator, every method against ``real``, the imbalance
+  corrections (``class_weight``, ``oversample``) and ``conditional`` in the primary's setting
+  (protocol, ratio, metric, test set): Δ with its adjusted interval (the primary row: its own
+  95 % interval), the p-value (Holm-adjusted; the primary's as it is) and the verdict: improves
+  / no detectable difference / worse / same samples.
+- :func:`paired_summary` (``tables/paired.md``): the verdict counts per test set, evaluator,
+  baseline and metric, and the rows that improve or are worse after adjustment; the full table
+  is the CSV.
 - :func:`results_readme` (``<results>/README.md``): the verdict table at the top, then the
   headline read from it (:mod:`tardiff.evaluate.headline`).
 """
@@ -23,23 +25,27 @@ from tardiff.evaluate.headline import BEGIN, END, headline
 from tardiff.evaluate.metrics import NO_DIFFERENCE, SAME_SAMPLES
 from tardiff.evaluate.multiplicity import FAMILY_ALPHA
 from tardiff.evaluate.plotting import ORDERS, markdown_table, sort_rows
+from tardiff.methods import CORRECTIONS, EVALUATORS
 
 #: the verdicts, in the order tables count them
 VERDICTS = ("improves", "worse", NO_DIFFERENCE, SAME_SAMPLES)
-VERDICT_COLUMNS = ["dataset", "task", "test_set", "method", "baseline", "protocol", "ratio",
-                   "metric", "delta", "delta_lo_adj", "delta_hi_adj", "p_holm", "verdict_adj",
-                   "primary"]  # fmt: skip
-_ORDERS = {**ORDERS, "test_set": ("internal", "external")}
+VERDICT_COLUMNS = ["dataset", "task", "test_set", "evaluator", "method", "baseline", "protocol",
+                   "ratio", "metric", "delta", "delta_lo_adj", "delta_hi_adj", "p_holm",
+                   "verdict_adj", "primary"]  # fmt: skip
+_ORDERS = {**ORDERS, "test_set": ("internal", "external"), "evaluator": EVALUATORS}
+#: the baselines of the verdict table's rows after the primary
+VERDICT_BASELINES = ("real", *CORRECTIONS, "conditional")
 VERDICT_TITLE = (
     "Verdict per task: the pre-registered primary comparison first (its own 95 % interval and "
-    "p-value), then each method against real and against conditional in the same setting, with "
-    'Holm-adjusted intervals and p-values (README, "Primary comparison and multiplicity"). '
+    "p-value), then, per evaluator, each method against real, the imbalance corrections "
+    "(class_weight, oversample) and conditional in the same setting, with Holm-adjusted "
+    'intervals and p-values (docs/evaluation.md, "Primary comparison and multiplicity"). '
     "'same samples': the method chose guidance scale 0, so its samples are conditional's."
 )
 STATIC_TEXT = (
     "Everything here is produced by the workflow (`snakemake --cores all` or `dvc repro`) from\n"
     "the config, the code and the raw data, and is git-ignored: the layout of each dataset's\n"
-    'folder is documented in the top-level README ("Outputs"). Only small metric tables and\n'
+    'folder is documented in docs/data.md ("Outputs"). Only small metric tables and\n'
     "figures of the default *demo* run are ever committed; nothing derived from credentialed\n"
     "MIMIC-III or eICU data may be committed. This file is written by the report\n"
     "(`tardiff.evaluate.verdict`): the verdict table is `tables/verdict.md`, the full paired\n"
@@ -79,8 +85,9 @@ def verdict_table(paired: pd.DataFrame) -> pd.DataFrame:
     for _, rows in paired[primary].groupby(["dataset", "task"], sort=True):
         first = rows.iloc[0]
         others = _same_setting(paired, first) & ~primary
-        others &= paired["baseline"].isin(["real", "conditional"]).to_numpy()
-        parts += [rows.iloc[:1], sort_rows(paired[others], ["baseline", "method"], _ORDERS)]
+        others &= paired["baseline"].isin(VERDICT_BASELINES).to_numpy()
+        by = ["evaluator", "baseline", "method"]
+        parts += [rows.iloc[:1], sort_rows(paired[others], by, _ORDERS)]
     table = pd.concat(parts) if parts else pd.DataFrame(columns=VERDICT_COLUMNS)
     return table[VERDICT_COLUMNS].reset_index(drop=True)
 
@@ -98,6 +105,7 @@ def shown(table: pd.DataFrame) -> pd.DataFrame:
     cells = pd.DataFrame({
         "task": _task(table),
         "test set": table["test_set"],
+        "evaluator": table["evaluator"],
         "comparison": table["method"] + " − " + table["baseline"],
         "setting": [f"{setting(p, r)} · {m.upper()}"
                     for p, r, m in zip(table["protocol"], table["ratio"], table["metric"],
@@ -121,17 +129,19 @@ def paired_summary(paired: pd.DataFrame) -> list[str]:
     """The Markdown of ``tables/paired.md`` (module docstring)."""
     primary = paired["primary"].astype(bool)
     same = paired["verdict_adj"] == SAME_SAMPLES
-    groups = paired.groupby(["test_set", "baseline", "metric"], sort=False)["verdict_adj"]
+    keys = ["test_set", "evaluator", "baseline", "metric"]
+    groups = paired.groupby(keys, sort=False)["verdict_adj"]
     counts = groups.value_counts().unstack(fill_value=0).reindex(columns=list(VERDICTS))
     counts = counts.fillna(0).astype(int)
     counts.insert(0, "rows", groups.size())
-    counts = sort_rows(counts.reset_index(), ["test_set", "baseline", "metric"], _ORDERS)
+    counts = sort_rows(counts.reset_index(), keys, _ORDERS)
     flagged = paired[paired["verdict_adj"].isin(["improves", "worse"]) | primary]
-    flagged = sort_rows(flagged, ["dataset", "task", "test_set", "baseline", "method"], _ORDERS)
+    by = ["dataset", "task", "test_set", "evaluator", "baseline", "method"]
+    flagged = sort_rows(flagged, by, _ORDERS)
     return [
         f"Paired differences, summary. The full table ({len(paired)} rows: every method, "
         "baseline, protocol, ratio, metric and test set) is [paired.csv](paired.csv); its "
-        'columns are in the top-level README ("Outputs").',
+        'columns are in docs/data.md ("Outputs").',
         "",
         f"Verdicts after Holm's adjustment over {int((~primary & ~same).sum())} rows "
         f"(family-wise error {FAMILY_ALPHA:.0%}); the {int(primary.sum())} primary rows keep "
