@@ -180,3 +180,20 @@ def test_one_seed_per_model():
     x, y = _pool(20)
     with pytest.raises(ValueError, match="one seed per model"):
         train_models(x, y, [np.arange(5)], [0, 1], _settings(), device=CPU)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_stacked_gru_prediction_matches_the_classifier(layers):
+    """The stacked no-grad recurrence of ``predict`` against each trained model as a module."""
+    x, y = _pool(60)
+    held_out = _pool(300, seed=5)[0]
+    models = train_models(x, y, _members(60), [0, 1, 2, 0], _settings(layers=layers), device=CPU)
+    scores = models.predict(held_out, batch_size=64)  # several row batches
+    params, buffers = models.chunks[0]
+    for k in range(4):
+        one = initial_model(C, _settings(layers=layers), 0).eval()
+        one.load_state_dict({**{n: p[k] for n, p in params.items()},
+                             **{n: b[k] for n, b in buffers.items()}})  # fmt: skip
+        with torch.no_grad():
+            expected = one(torch.as_tensor(held_out)).double().numpy()
+        np.testing.assert_allclose(scores[k], expected, rtol=0, atol=1e-5)

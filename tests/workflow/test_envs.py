@@ -188,7 +188,7 @@ def test_data_rules_are_found():
 def test_data_env_import_names_cover_the_torch_env_difference():
     """Sanity check of the name maps the import checks below rely on."""
     blocked = {IMPORT_NAMES.get(p, p) for p in set(conda_env("torch")) - set(conda_env("data"))}
-    assert blocked == {"torch", "sklearn", "scipy", "matplotlib"}
+    assert blocked == {"torch", "sklearn", "scipy", "matplotlib", "lightgbm"}
 
 
 @pytest.mark.parametrize("script", DATA_SCRIPTS, ids=lambda p: p.stem)

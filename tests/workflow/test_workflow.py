@@ -86,16 +86,21 @@ def _check_evaluation_outputs(layout, config):
     assert metrics.to_numpy().max() <= 1
     main = utility[utility["fraction"] == 1.0]
     methods = 6  # conditional, tardiff, classifier_guidance, cfg, influence_filter, jitter
-    per_pair = seeds * (1 + methods * (1 + len(ratios) + len(multiples)))
+    levels = len(ratios) + len(multiples)
+    # real and class_weight (TRTR), oversample at every level, each method at TSTR and every level
+    per_pair = seeds * (2 + levels + methods * (1 + levels))
     n_pairs = sum(len(e["tasks"]) for e in config["datasets"].values())
-    test_sets = ["internal", "external"]  # every model on both
-    assert main["test_set"].value_counts().to_dict() == dict.fromkeys(test_sets, per_pair * n_pairs)
+    groups = main.groupby(["test_set", "evaluator"]).size().to_dict()  # every model on both sets
+    assert groups == {(t, e): per_pair * n_pairs for t in ("internal", "external")
+                      for e in ("gru", "lgbm")}  # fmt: skip
     model = ["dataset", "task", "method", "protocol", "ratio", "seed"]
-    assert not main.duplicated([*model, "test_set"]).any()
+    assert not main.duplicated([*model, "test_set", "evaluator"]).any()
     scarce = utility[utility["fraction"] < 1.0]
     fractions = [f for f in ev["scarcity"]["fractions"] if f < 1]
     assert sorted(scarce["fraction"].unique()) == fractions
-    assert len(scarce) == 2 * len(fractions) * seeds * (1 + methods)
+    assert len(scarce) == 2 * 2 * len(fractions) * seeds * (
+        3 + methods
+    )  # + class_weight, oversample
     assert set(scarce["protocol"]) == {"TRTR", "TSRTR"} and (scarce["ratio"].dropna() == 1).all()
     _check_paired(layout, config)
     for name, entry in config["datasets"].items():
@@ -116,7 +121,14 @@ def _check_paired(layout, config):
     paired = pd.read_csv(layout.metrics().paired)
     assert list(paired.columns) == COLLECTED_PAIRED_COLUMNS
     assert (paired["n_seeds"] == config["evaluation"]["seeds"]).all()
-    assert set(paired["baseline"]) == {"real", "conditional", "tardiff"}
+    assert set(paired["baseline"]) == {
+        "real",
+        "class_weight",
+        "oversample",
+        "conditional",
+        "tardiff",
+    }
+    assert set(paired["evaluator"]) == {"gru", "lgbm"}
     assert set(paired["test_set"]) == {"internal", "external"}
     assert (paired["delta_lo"] <= paired["delta_hi"]).all()
     assert (paired["delta_lo_adj"] <= paired["delta_hi_adj"]).all()
