@@ -7,6 +7,7 @@ Snakemake adapters and the ``tardiff`` command call :func:`setup_logging` once p
 from __future__ import annotations
 
 import logging
+import os
 import random
 import resource
 import sys
@@ -48,12 +49,59 @@ def peak_rss_mb() -> float:
     return kb / 1024.0
 
 
+#: How torch's idle OpenMP workers wait for work. ``PASSIVE``: they sleep at once instead of
+#: spinning (libgomp's default spins about 3 ms), so a waiting worker never holds a core that
+#: another process, or a descheduled worker of its own job, needs. Measured (benchmarks/threads.py,
+#: 2 cores, docs/performance.md): with a busy process beside it, a 2-thread diffusion training ran
+#: at 0.17-0.39x its speed without it when its workers spun, at 0.55-0.66x when they slept (its
+#: share of the cores: 2/3); one-thread jobs are unaffected; trained weights are bit-identical.
+OMP_WAIT_POLICY = "PASSIVE"
+
+
+def quiet_thread_waits() -> None:
+    """Set :data:`OMP_WAIT_POLICY` for this process and every process it starts, unless the
+    environment sets it already (on a dedicated node, ``GOMP_SPINCOUNT=300000`` brings back
+    libgomp's spinning, up to 8-27 % faster for multi-thread jobs on an idle machine).
+
+    OpenMP reads it when torch loads: call this before ``import torch`` (the workflow sets it in
+    the Snakemake process, whose jobs inherit it; the ``tardiff`` command in ``main``).
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, as Snakemake's ``--cores all``)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def training_threads(cores: int, pairs: int) -> int:
+    """Threads of a diffusion-training job (the one that dominates a run): the cores shared by
+    the config's ``pairs`` (dataset, task) pairs, which train side by side, so a one-pair config
+    uses every core and parallel jobs do not oversubscribe them. The other torch jobs are short
+    and take one thread, so they run side by side.
+
+    It depends on the config and the cores given to the run only, never on the targets asked for
+    or the machine's load: torch's CPU results depend on the thread count, and ``dvc repro`` (one
+    dataset per stage) must give the same numbers as ``snakemake --cores all``. Measured
+    (benchmarks/threads.py, 2 cores, docs/performance.md): on an idle machine 2 threads train
+    1.3-1.7x faster than 1; on a busy one they cost about the share of cores lost once their
+    idle workers sleep (:func:`quiet_thread_waits`), a multiple of it if they spin.
+    """
+    return max(1, cores // max(1, min(pairs, cores)))
+
+
 def use_threads(threads: int | None) -> None:
-    """Let torch use ``threads`` CPU threads (the rule's ``threads``; None keeps torch's choice)."""
+    """Let torch use ``threads`` CPU threads (the rule's ``threads``; None keeps torch's choice)
+    and log the thread count and the OpenMP wait policy the job runs with."""
     import torch
 
     if threads:
         torch.set_num_threads(int(threads))
+    logging.getLogger(__name__).info(
+        "torch CPU threads: %d; OMP_WAIT_POLICY=%s",
+        torch.get_num_threads(),
+        os.environ.get("OMP_WAIT_POLICY", "unset"),
+    )
 
 
 @dataclass

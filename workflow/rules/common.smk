@@ -20,9 +20,12 @@ from tardiff.names import (
     scarcity_dataset,
 )
 from tardiff.provenance import source_hash
-from tardiff.runtime import available_mem_mb
+from tardiff.runtime import available_mem_mb, quiet_thread_waits, training_threads
 from tardiff.settings import DatasetSettings, ScaleGrids, StudySettings
 
+# Idle torch (OpenMP) workers of every job sleep instead of spinning (OMP_WAIT_POLICY, unless
+# set already): jobs inherit this process's environment (docs/performance.md, threads).
+quiet_thread_waits()
 CFG = validate_config(
     config
 )  # the one validation: schema, defaults, per-dataset defaults
@@ -57,7 +60,7 @@ STUDIES = StudySettings.from_config(CFG["studies"])
 MAIN_SOURCE = CFG["influence"]["source"]
 VARIANTS = study_draws(STUDIES, MAIN_SOURCE)
 
-# Memory (MiB) per job: the peak RSS measured on the default config (README) with headroom.
+# Memory (MiB) per job: the peak RSS measured on the default config (docs/performance.md) with headroom.
 # Stages estimate their need before allocating and fail with a message above it; raise it for
 # larger cohorts with --set-resources RULE:mem_mb=N.
 MEM_MB = {
@@ -79,17 +82,9 @@ MEM_MB = {
 
 
 def diffusion_threads(wildcards):
-    """Threads of a diffusion-training job (the one that dominates a run): the cores shared by
-    the config's (dataset, task) pairs, which train side by side, so a one-pair config uses every
-    core and parallel jobs do not oversubscribe them. Measured (benchmarks/threads.py, 2 cores):
-    2 threads train 1.3-1.5x faster than 1, so two 1-thread jobs side by side beat two 2-thread
-    jobs in a row. The other torch jobs are short and take one thread, so they run side by side.
-    It depends on the config and --cores only, never on the targets asked for: torch's CPU
-    results depend on the thread count, and `dvc repro` (one dataset per stage) must give the
-    same numbers as `snakemake --cores all`.
-    """
-    pairs = len(PAIRS)
-    return max(1, workflow.cores // max(1, min(pairs, workflow.cores)))
+    """Threads of a diffusion-training job: the cores shared by the config's (dataset, task)
+    pairs (tardiff.runtime.training_threads, which the `tardiff` command uses too)."""
+    return training_threads(workflow.cores, len(PAIRS))
 
 
 # Locally, Snakemake bounds memory only when told how much there is: default to what this

@@ -1,0 +1,159 @@
+"""What the workflow derives from a config, for the ``tardiff`` command: the (dataset, task)
+pairs, seeds and study variants, and the input lists of the stages that read many files.
+
+Mirrors ``workflow/rules/common.smk`` (same package functions, same order of files), so a step
+run by hand reads the files the rule would read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tardiff.config import ConfigError, scarcity_tasks, study_pairs
+from tardiff.io import read_json
+from tardiff.layout import Layout
+from tardiff.names import parse_dataset, scale_tag, scarcity_dataset
+from tardiff.settings import DatasetSettings, ScaleGrids, StudySettings
+
+
+def methods(config: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(config["generation"]["methods"])
+
+
+def scales(config: dict[str, Any]) -> ScaleGrids:
+    return ScaleGrids.from_config(config["generation"]["scales"])
+
+
+def n_seeds(config: dict[str, Any]) -> int:
+    return config["evaluation"]["seeds"]
+
+
+def minority_multiple(config: dict[str, Any]) -> float:
+    """The largest minority-only multiple: generation tops the minority class up to it."""
+    return max([1.0, *config["evaluation"]["minority_multiples"]])
+
+
+def base_pairs(config: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(d, t) for d, entry in config["datasets"].items() for t in entry["tasks"]]
+
+
+def pairs(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """The config's (dataset, task) pairs, then the data-scarcity study's reduced copies."""
+    fractions = config["evaluation"]["scarcity"]["fractions"]
+    scarce = [(scarcity_dataset(d, f), t) for d, tasks in scarcity_tasks(config).items()
+              for f in fractions if f < 1 for t in tasks]  # fmt: skip
+    return base_pairs(config) + scarce
+
+
+def variants(config: dict[str, Any]) -> list[str]:
+    """Guidance-study variants of G beyond the main one."""
+    from tardiff.evaluate.studies import study_draws
+
+    return study_draws(StudySettings.from_config(config["studies"]), config["influence"]["source"])
+
+
+def entry(config: dict[str, Any], dataset: str) -> DatasetSettings:
+    return DatasetSettings.from_config(config["datasets"][parse_dataset(dataset)[0]])
+
+
+def chosen_scales(layout: Layout, dataset: str, task: str) -> dict[str, Any]:
+    """The selection file of a pair (``select-scales`` writes it)."""
+    path = layout.selection(dataset, task)
+    if not Path(path).exists():
+        raise FileNotFoundError(
+            f"{path} does not exist: run `tardiff select-scales --dataset {dataset} "
+            f"--task {task}` first"
+        )
+    return read_json(path)
+
+
+def selection_synthetic(config, layout: Layout, dataset: str, task: str) -> list[str]:
+    """Samples of every scale of every guided method's grid (and the conditional ones)."""
+    from tardiff.evaluate.sets import selection_draws
+
+    keys = selection_draws(methods(config), scales(config), n_seeds(config))
+    return [layout.draw(dataset, task, *key) for key in keys]
+
+
+def evaluation_synthetic(config, layout: Layout, dataset: str, task: str) -> list[str]:
+    """Samples of each method at the scale chosen on validation."""
+    from tardiff.evaluate.sets import evaluation_draws
+
+    selection = chosen_scales(layout, dataset, task)
+    chosen = {m: v["chosen"] for m, v in selection["methods"].items()}
+    keys = evaluation_draws(methods(config), chosen, n_seeds(config))
+    return [layout.draw(dataset, task, *key) for key in keys]
+
+
+def external_cohort(config, layout: Layout, dataset: str) -> tuple[str, str] | None:
+    """The external population's cohort the evaluation scores (None if the dataset has none)."""
+    base = parse_dataset(dataset)[0]
+    if entry(config, base).external is None:
+        return None
+    files = layout.cohort(base, external=True)
+    return files.stays, files.timeseries
+
+
+def sweep_keys(config: dict[str, Any]) -> list:
+    from tardiff.evaluate.studies import sweep_draws
+
+    sweep = StudySettings.from_config(config["studies"]).sweep_scales
+    return sweep_draws(methods(config), scales(config), sweep, n_seeds(config))
+
+
+def pair_targets(config, layout: Layout, dataset: str, task: str) -> list[str]:
+    """Every model, sample and evaluation file of one (dataset, task) pair."""
+    from tardiff.evaluate.sets import generation_draws
+
+    seeds = n_seeds(config)
+    targets = [*layout.classifier(dataset, task), *layout.influence(dataset, task)]
+    targets += layout.diffusion(dataset, task)
+    for method, scale, seed in generation_draws(methods(config), scales(config), seeds):
+        targets += layout.synthetic(dataset, task, method, scale, seed)
+    for seed in range(seeds):
+        targets += layout.jitter(dataset, task, seed)
+    targets += [layout.selection(dataset, task), *layout.evaluation(dataset, task)]
+    if (dataset, task) in base_pairs(config):
+        targets += [layout.fidelity(dataset, task), layout.privacy(dataset, task)]
+    if (dataset, task) in study_pairs(config):
+        targets += layout.studies(dataset, task)
+    return targets
+
+
+def dataset_targets(config, layout: Layout, dataset: str) -> list[str]:
+    """Every output of a dataset, its data-scarcity copies included (the manifest's list)."""
+    targets = list(layout.cohort(dataset))
+    if entry(config, dataset).external is not None:
+        targets += layout.cohort(dataset, external=True)
+    for d, t in pairs(config):
+        if parse_dataset(d)[0] == dataset:
+            targets += pair_targets(config, layout, d, t)
+            targets += list(layout.cohort(d)) if d != dataset else []
+    return targets
+
+
+def benchmark_jobs(config: dict[str, Any]) -> list[str]:
+    """Benchmark names of the per-pair jobs the efficiency table reads."""
+    from tardiff.evaluate.sets import generation_draws
+
+    draws = generation_draws(methods(config), scales(config), n_seeds(config))
+    generated = sorted({(m, w) for m, w, _ in draws})
+    jobs = ["train_classifier", "influence", "train_diffusion", "select_scales", "evaluate",
+            "fidelity", "privacy"]  # fmt: skip
+    return jobs + [f"generate_{m}_w{scale_tag(w)}" for m, w in generated]
+
+
+def check_target(config: dict[str, Any], dataset: str, task: str | None, base_only: bool) -> None:
+    """Fail with the reason unless the config has ``dataset`` (and ``task`` for it)."""
+    base, fraction = parse_dataset(dataset)
+    if base not in config["datasets"]:
+        raise ConfigError(f"config key 'datasets.{base}' does not exist")
+    if fraction != 1 and base_only:
+        raise ConfigError(f"'{dataset}' is a data-scarcity copy; this step runs on '{base}' only")
+    known = [t for d, t in pairs(config) if d == dataset]
+    if fraction != 1 and not known:
+        raise ConfigError(f"'{dataset}' is not a data-scarcity copy of this config "
+                          "(evaluation.scarcity.pairs, fractions)")  # fmt: skip
+    if task is not None and task not in known:
+        raise ConfigError(f"dataset '{dataset}' has no task '{task}' (tasks: {', '.join(known)})")
