@@ -22,7 +22,7 @@ from sampler_fidelity import load_pair, pair_arguments, sd_ratios
 from tardiff.diffusion.samplers import generate
 from tardiff.diffusion.schedule import NoiseSchedule
 from tardiff.diffusion.train import train_diffusion
-from tardiff.evaluate.fidelity import discriminative_score
+from tardiff.evaluate.quality.fidelity import discriminative_score
 from tardiff.settings import DiffusionSettings, FidelitySettings, GenerationSettings
 
 

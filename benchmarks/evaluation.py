@@ -1,14 +1,14 @@
 """Evaluation-model training throughput: one by one against the batched ensemble, side by side.
 
-Trains ``--models`` downstream evaluation models per series shape (24 x 7 MIMIC-like, 24 x 3 and
-96 x 3 eICU-like) with ``tardiff.evaluate.ensemble.train_models``, once one by one and once
-batched, on training sets like the harness's: real train (2400 stays) and real train plus
-α·2400 synthetic stays (α cycling through ``ALPHAS``, one seed per round), all rows of one pool
-of seeded random series with a learnable label. Prints models/s of both paths, the speed-up
-and, on 1000 held-out stays, the largest |AUROC difference| and |logit difference| between the
-two paths' models (they should agree up to float rounding). The recipe is the schema's default
-(GRU, hidden 32, 1 layer, batch 128, 600 steps); ``--steps`` and ``--models`` shorten a run.
-The load average is printed beside each row: other processes on the cores distort timings.
+Trains ``--models`` downstream evaluation models per series shape (24 x 7 MIMIC-like, 24 x 3 and 96
+x 3 eICU-like) with ``tardiff.evaluate.downstream.ensemble.train_models``, once one by one and once
+batched, on training sets like the harness's: real train (2400 stays) and real train plus α·2400
+synthetic stays (α cycling through ``ALPHAS``, one seed per round), all rows of one pool of seeded
+random series with a learnable label. Prints models/s of both paths, the speed-up and, on 1000
+held-out stays, the largest |AUROC difference| and |logit difference| between the two paths' models
+(they should agree up to float rounding). The recipe is the schema's default (GRU, hidden 32, 1
+layer, batch 128, 600 steps); ``--steps`` and ``--models`` shorten a run. The load average is
+printed beside each row: other processes on the cores distort timings.
 
     python benchmarks/evaluation.py [--models 16] [--steps 600] [--threads 2] [--arch gru]
 """
@@ -24,7 +24,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from tardiff.config import load_config
-from tardiff.evaluate.ensemble import train_models
+from tardiff.evaluate.downstream.ensemble import train_models
 from tardiff.settings import EvaluationModelSettings
 
 SHAPES = [(24, 7), (24, 3), (96, 3)]

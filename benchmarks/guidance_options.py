@@ -5,7 +5,7 @@ each scale of tardiff's grid, draws ``|real train|`` samples at the train class 
 trained diffusion model and guidance classifier of a finished run, and reports per draw:
 
 - ``own_0`` / ``own_1``: the independent judge's own-label share per class
-  (:mod:`tardiff.evaluate.label_fidelity`, trained on real train, threshold on ``select``);
+  (:mod:`tardiff.evaluate.quality.label_fidelity`, trained on real train, threshold on ``select``);
   ``clf_own_0`` / ``clf_own_1``: the same share by the guidance classifier (logit > 0);
 - ``out_of_range``: the share of values outside the variables' valid ranges (physical units);
 - ``influence_0`` / ``influence_1``: mean sample influence G·∇φℓ by class, with the *training*
@@ -39,10 +39,10 @@ from tardiff.config import load_config
 from tardiff.data import prepare, sample_labels
 from tardiff.diffusion.samplers import generate
 from tardiff.diffusion.train import load_diffusion
-from tardiff.evaluate.ensemble import train_models
-from tardiff.evaluate.fidelity import discriminative_score, plausibility
-from tardiff.evaluate.label_fidelity import train_judge
-from tardiff.evaluate.metrics import average_precision
+from tardiff.evaluate.downstream.ensemble import train_models
+from tardiff.evaluate.downstream.metrics import average_precision
+from tardiff.evaluate.quality.fidelity import discriminative_score, plausibility
+from tardiff.evaluate.quality.label_fidelity import train_judge
 from tardiff.generate import own_label_share, reference_batch
 from tardiff.guidance.hook import Guidance
 from tardiff.guidance.influence import influence_vector

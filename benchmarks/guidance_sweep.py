@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from tardiff.config import load_config
-from tardiff.evaluate.sets import load_draw
+from tardiff.evaluate.downstream.sets import load_draw
 from tardiff.generate import run_generation_stage
 from tardiff.layout import Layout, SyntheticFiles
 from tardiff.models.train_classifier import checkpoint_transform, load_classifier

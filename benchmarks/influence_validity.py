@@ -48,7 +48,7 @@ from tardiff.config import load_config
 from tardiff.data import prepare, sample_labels
 from tardiff.diffusion.samplers import generate
 from tardiff.diffusion.train import load_diffusion
-from tardiff.evaluate.ensemble import train_models
+from tardiff.evaluate.downstream.ensemble import train_models
 from tardiff.guidance.per_sample import detached_params, loss_for, per_sample_grads, unflatten
 from tardiff.guidance.per_sample import per_sample_loss as bce
 from tardiff.io import atomic_path, load_checkpoint, write_csv

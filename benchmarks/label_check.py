@@ -28,9 +28,9 @@ import torch
 
 from tardiff.config import load_config
 from tardiff.data import prepare
-from tardiff.evaluate.fidelity import plausibility
-from tardiff.evaluate.label_fidelity import train_judge
-from tardiff.evaluate.sets import load_draw
+from tardiff.evaluate.downstream.sets import load_draw
+from tardiff.evaluate.quality.fidelity import plausibility
+from tardiff.evaluate.quality.label_fidelity import train_judge
 from tardiff.io import read_json, write_csv
 from tardiff.layout import Layout
 from tardiff.methods import scale_guided

@@ -28,7 +28,7 @@ from tardiff.config import load_config
 from tardiff.data import prepare
 from tardiff.diffusion.samplers import generate
 from tardiff.diffusion.train import load_diffusion
-from tardiff.evaluate.fidelity import discriminative_score
+from tardiff.evaluate.quality.fidelity import discriminative_score
 from tardiff.layout import Layout
 from tardiff.settings import FidelitySettings
 

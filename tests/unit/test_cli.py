@@ -15,9 +15,9 @@ import yaml
 from tiny_cohort import write_cohort
 
 from tardiff import cli
-from tardiff.evaluate.collect import COLLECTED_PAIRED_COLUMNS
-from tardiff.evaluate.studies import SWEEP_COLUMNS
-from tardiff.evaluate.utility import UTILITY_COLUMNS
+from tardiff.evaluate.downstream.utility import UTILITY_COLUMNS
+from tardiff.evaluate.reporting.collect import COLLECTED_PAIRED_COLUMNS
+from tardiff.evaluate.studies.stage import SWEEP_COLUMNS
 from tardiff.layout import Layout
 from tardiff.runtime import available_cores, training_threads
 

@@ -11,8 +11,8 @@ from sklearn.metrics import roc_auc_score
 from torch.func import functional_call, grad, stack_module_state, vmap
 from torch.nn import functional as F
 
-from tardiff.evaluate import ensemble
-from tardiff.evaluate.ensemble import initial_model, train_models, training_memory_mb
+from tardiff.evaluate.downstream import ensemble
+from tardiff.evaluate.downstream.ensemble import initial_model, train_models, training_memory_mb
 from tardiff.models.classifier import unrolled_rnn
 from tardiff.settings import EvaluationModelSettings
 
@@ -141,7 +141,7 @@ def test_chunks_give_the_same_models_as_one_chunk(caplog):
     seeds = [0, 1, 2, 3, 4]
     whole = train_models(x, y, members, seeds, settings, device=CPU)
     mem_mb = 2.5 * training_memory_mb(settings, T, C, 1)
-    with caplog.at_level(logging.INFO, logger="tardiff.evaluate.ensemble"):
+    with caplog.at_level(logging.INFO, logger="tardiff.evaluate.downstream.ensemble"):
         chunked = train_models(x, y, members, seeds, settings, device=CPU, mem_mb=mem_mb)
     assert "3 chunk(s) of <= 2" in caplog.text
     assert [len(p["head.0.bias"]) for p, _ in chunked.chunks] == [2, 2, 1]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from tardiff.evaluate.metrics import (
+from tardiff.evaluate.downstream.metrics import (
     NO_DIFFERENCE,
     Interval,
     auroc,

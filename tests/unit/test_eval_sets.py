@@ -8,7 +8,7 @@ import pytest
 from tiny_cohort import FEATURES, write_cohort
 
 from tardiff.data import Transform, prepare, to_timeseries_frame
-from tardiff.evaluate.sets import (
+from tardiff.evaluate.downstream.sets import (
     Draw,
     Plan,
     add_corrections,

@@ -8,18 +8,18 @@ import pytest
 from tiny_cohort import FEATURES, write_cohort
 
 from tardiff.data import prepare, to_timeseries_frame
-from tardiff.evaluate.collect import COLLECTED_PAIRED_COLUMNS, collect_tables
-from tardiff.evaluate.external import load_external
-from tardiff.evaluate.metrics import SAME_SAMPLES, f1_threshold
-from tardiff.evaluate.selection import run_selection_stage
-from tardiff.evaluate.sets import evaluation_draws, selection_draws
-from tardiff.evaluate.studies import SWEEP_COLUMNS
-from tardiff.evaluate.utility import (
+from tardiff.evaluate.downstream.external import load_external
+from tardiff.evaluate.downstream.metrics import SAME_SAMPLES, f1_threshold
+from tardiff.evaluate.downstream.selection import run_selection_stage
+from tardiff.evaluate.downstream.sets import evaluation_draws, selection_draws
+from tardiff.evaluate.downstream.utility import (
     PAIRED_COLUMNS,
     UTILITY_COLUMNS,
     run_evaluation_stage,
     utility_table,
 )
+from tardiff.evaluate.reporting.collect import COLLECTED_PAIRED_COLUMNS, collect_tables
+from tardiff.evaluate.studies.stage import SWEEP_COLUMNS
 from tardiff.io import read_json, read_parquet, write_json, write_parquet
 from tardiff.layout import Layout
 from tardiff.settings import EvaluationSettings, PrimarySettings, ScaleGrids

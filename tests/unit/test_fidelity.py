@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import stats
 
-from tardiff.evaluate.fidelity import (
+from tardiff.evaluate.quality.fidelity import (
     Summary,
     _summary,
     discriminative_score,

@@ -12,7 +12,7 @@ from tiny_cohort import FEATURES, write_cohort
 from tardiff import generate as gen_mod
 from tardiff.data import prepare, sample_labels
 from tardiff.diffusion.train import run_diffusion_stage
-from tardiff.evaluate.sets import load_draw
+from tardiff.evaluate.downstream.sets import load_draw
 from tardiff.generate import reference_batch, run_generation_stage, top_influence
 from tardiff.guidance.influence import run_influence_stage
 from tardiff.io import load_checkpoint, read_parquet, save_checkpoint

@@ -7,9 +7,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tardiff.evaluate.headline import BEGIN, END, headline, headline_problems, read_markdown_table
-from tardiff.evaluate.metrics import NO_DIFFERENCE, SAME_SAMPLES
-from tardiff.evaluate.verdict import shown, verdict_markdown, verdict_table
+from tardiff.evaluate.downstream.metrics import NO_DIFFERENCE, SAME_SAMPLES
+from tardiff.evaluate.reporting.headline import (
+    BEGIN,
+    END,
+    headline,
+    headline_problems,
+    read_markdown_table,
+)
+from tardiff.evaluate.reporting.verdict import shown, verdict_markdown, verdict_table
 
 ROOT = Path(__file__).resolve().parents[2]
 

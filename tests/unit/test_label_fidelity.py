@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tardiff.data import Prepared
-from tardiff.evaluate.label_fidelity import (
+from tardiff.evaluate.quality.label_fidelity import (
     REFERENCE,
     Judge,
     balanced_threshold,

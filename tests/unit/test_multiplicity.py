@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from tardiff.evaluate.metrics import NO_DIFFERENCE, SAME_SAMPLES
-from tardiff.evaluate.multiplicity import (
+from tardiff.evaluate.downstream.metrics import NO_DIFFERENCE, SAME_SAMPLES
+from tardiff.evaluate.downstream.multiplicity import (
     adjust,
     holm,
     holm_levels,
@@ -16,7 +16,7 @@ from tardiff.evaluate.multiplicity import (
     on_headline_test_set,
     primary_rows,
 )
-from tardiff.evaluate.utility import PAIRED_COLUMNS
+from tardiff.evaluate.downstream.utility import PAIRED_COLUMNS
 from tardiff.settings import PrimarySettings
 
 PRIMARY = PrimarySettings("tardiff", "conditional", "TSRTR", 1.0, "auprc", "headline", "gru")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tardiff.evaluate.privacy import privacy_metrics
+from tardiff.evaluate.quality.privacy import privacy_metrics
 
 SHAPE = (8, 3)
 

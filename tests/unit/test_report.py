@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tardiff.evaluate import report as report_module
-from tardiff.evaluate import selection_figure as selection_module
-from tardiff.evaluate.headline import headline_problems
-from tardiff.evaluate.plotting import COLOURS, EXTRA_COLOURS, METHOD_ORDER
-from tardiff.evaluate.report import write_report
+from tardiff.evaluate.reporting import report as report_module
+from tardiff.evaluate.reporting import selection_figure as selection_module
+from tardiff.evaluate.reporting.headline import headline_problems
+from tardiff.evaluate.reporting.plotting import COLOURS, EXTRA_COLOURS, METHOD_ORDER
+from tardiff.evaluate.reporting.report import write_report
 from tardiff.layout import Layout
 
 DATASETS, TASK, SEEDS = ("mimic3_demo", "eicu_demo"), "mortality", (0, 1)

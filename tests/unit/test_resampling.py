@@ -6,9 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tardiff.evaluate import resampling
-from tardiff.evaluate.metrics import NO_DIFFERENCE, auroc, average_precision, minority_f1, scores
-from tardiff.evaluate.resampling import (
+from tardiff.evaluate.downstream import resampling
+from tardiff.evaluate.downstream.metrics import (
+    NO_DIFFERENCE,
+    auroc,
+    average_precision,
+    minority_f1,
+    scores,
+)
+from tardiff.evaluate.downstream.resampling import (
     Scored,
     ScoreOrder,
     count_batches,

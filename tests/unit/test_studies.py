@@ -10,16 +10,16 @@ import pytest
 from tiny_cohort import FEATURES, write_cohort
 
 from tardiff.data import prepare, to_timeseries_frame
-from tardiff.evaluate.efficiency import run_efficiency_stage, sampling_rows, stage_rows
-from tardiff.evaluate.quality import (
+from tardiff.evaluate.downstream.sets import evaluation_draws
+from tardiff.evaluate.quality.stage import (
     FIDELITY_COLUMNS,
     PRIVACY_COLUMNS,
     run_fidelity_stage,
     run_privacy_stage,
     run_samples_figure_stage,
 )
-from tardiff.evaluate.sets import evaluation_draws
-from tardiff.evaluate.studies import (
+from tardiff.evaluate.studies.efficiency import run_efficiency_stage, sampling_rows, stage_rows
+from tardiff.evaluate.studies.stage import (
     GUIDANCE_COLUMNS,
     MAIN,
     SWEEP_COLUMNS,

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_rgba
 
-from tardiff.evaluate import samples_figure as samples_module
-from tardiff.evaluate import study_figures as sf
-from tardiff.evaluate.plotting import colour
-from tardiff.evaluate.samples_figure import samples_figure
+from tardiff.evaluate.reporting import samples_figure as samples_module
+from tardiff.evaluate.reporting import study_figures as sf
+from tardiff.evaluate.reporting.plotting import colour
+from tardiff.evaluate.reporting.samples_figure import samples_figure
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SCALES = (-0.3, -0.03, 0.0, 0.03, 0.3)

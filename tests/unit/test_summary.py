@@ -10,16 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tardiff.evaluate.collect import COLLECTED_PAIRED_COLUMNS
-from tardiff.evaluate.studies import SWEEP_COLUMNS
-from tardiff.evaluate.summary import (
+from tardiff.evaluate.downstream.utility import UTILITY_COLUMNS
+from tardiff.evaluate.reporting.collect import COLLECTED_PAIRED_COLUMNS
+from tardiff.evaluate.reporting.summary import (
     DELTA_KEY,
     curve_tables,
     metrics_summary,
     write_curves,
     write_metrics_summary,
 )
-from tardiff.evaluate.utility import UTILITY_COLUMNS
+from tardiff.evaluate.studies.stage import SWEEP_COLUMNS
 from tardiff.layout import Layout
 
 NAN = float("nan")

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from tardiff.evaluate.trees import STATISTICS, predict_trees, summary_features, train_trees
+from tardiff.evaluate.downstream.trees import (
+    STATISTICS,
+    predict_trees,
+    summary_features,
+    train_trees,
+)
 from tardiff.settings import TreeSettings
 
 SETTINGS = TreeSettings(rounds=20, learning_rate=0.1, num_leaves=7, min_child_samples=5)

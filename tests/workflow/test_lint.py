@@ -55,9 +55,9 @@ def _curve_columns(layout):
     """Curve table -> its columns (``series, <x>, auprc``)."""
     import pandas as pd
 
-    from tardiff.evaluate.studies import SWEEP_COLUMNS
-    from tardiff.evaluate.summary import curve_tables
-    from tardiff.evaluate.utility import UTILITY_COLUMNS
+    from tardiff.evaluate.downstream.utility import UTILITY_COLUMNS
+    from tardiff.evaluate.reporting.summary import curve_tables
+    from tardiff.evaluate.studies.stage import SWEEP_COLUMNS
 
     tables = curve_tables(
         pd.DataFrame(columns=UTILITY_COLUMNS), pd.DataFrame(columns=SWEEP_COLUMNS)

@@ -116,7 +116,7 @@ def test_code_and_config_changes_rerun_exactly_their_rules(completed_run, tmp_pa
     project = _copy_project(tmp_path / "project")
     config = project / "config/test.yaml"
     assert _dry_jobs(project, completed_run, config) == {}
-    module = project / "src/tardiff/evaluate/privacy.py"
+    module = project / "src/tardiff/evaluate/quality/privacy.py"
     module.write_text(module.read_text() + "\n# edited\n")
     jobs = set(_dry_jobs(project, completed_run, config))
     changed = _rules_with_code(project, "evaluate")

@@ -12,12 +12,12 @@ from file_access import declared_jobs, job_access, under
 from wfutil import ROOT, snakemake
 
 from tardiff.config import load_config, study_pairs
-from tardiff.evaluate.collect import COLLECTED_PAIRED_COLUMNS
-from tardiff.evaluate.headline import headline_problems
-from tardiff.evaluate.metrics import SAME_SAMPLES
-from tardiff.evaluate.quality import FIDELITY_COLUMNS, PRIVACY_COLUMNS
-from tardiff.evaluate.studies import GUIDANCE_COLUMNS, SWEEP_COLUMNS
-from tardiff.evaluate.utility import UTILITY_COLUMNS
+from tardiff.evaluate.downstream.metrics import SAME_SAMPLES
+from tardiff.evaluate.downstream.utility import UTILITY_COLUMNS
+from tardiff.evaluate.quality.stage import FIDELITY_COLUMNS, PRIVACY_COLUMNS
+from tardiff.evaluate.reporting.collect import COLLECTED_PAIRED_COLUMNS
+from tardiff.evaluate.reporting.headline import headline_problems
+from tardiff.evaluate.studies.stage import GUIDANCE_COLUMNS, SWEEP_COLUMNS
 from tardiff.layout import Layout
 
 TEST_CONFIG = ROOT / "config/test.yaml"

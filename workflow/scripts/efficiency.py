@@ -2,7 +2,7 @@
 
 import _srcpath  # noqa: F401  (repository src/ on sys.path)
 
-from tardiff.evaluate.efficiency import run_efficiency_stage
+from tardiff.evaluate.studies.efficiency import run_efficiency_stage
 from tardiff.layout import TableFiles
 from tardiff.runtime import setup_logging
 

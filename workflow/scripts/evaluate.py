@@ -2,7 +2,7 @@
 
 import _srcpath  # noqa: F401  (repository src/ on sys.path)
 
-from tardiff.evaluate.utility import run_evaluation_stage
+from tardiff.evaluate.downstream.utility import run_evaluation_stage
 from tardiff.layout import EvaluationFiles
 from tardiff.runtime import setup_logging, use_threads
 from tardiff.settings import EvaluationSettings

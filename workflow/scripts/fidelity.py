@@ -2,7 +2,7 @@
 
 import _srcpath  # noqa: F401  (repository src/ on sys.path)
 
-from tardiff.evaluate.quality import run_fidelity_stage
+from tardiff.evaluate.quality.stage import run_fidelity_stage
 from tardiff.runtime import setup_logging, use_threads
 from tardiff.settings import FidelitySettings
 

@@ -2,7 +2,7 @@
 
 import _srcpath  # noqa: F401  (repository src/ on sys.path)
 
-from tardiff.evaluate.studies import run_guidance_study_stage
+from tardiff.evaluate.studies.stage import run_guidance_study_stage
 from tardiff.runtime import setup_logging, use_threads
 from tardiff.settings import EvaluationSettings, StudySettings
 

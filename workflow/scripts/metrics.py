@@ -3,7 +3,7 @@ and Holm's adjustment, fidelity, privacy, studies)."""
 
 import _srcpath  # noqa: F401  (repository src/ on sys.path)
 
-from tardiff.evaluate.collect import collect_tables
+from tardiff.evaluate.reporting.collect import collect_tables
 from tardiff.layout import MetricsFiles
 from tardiff.runtime import setup_logging
 from tardiff.settings import PrimarySettings

@@ -2,7 +2,7 @@
 
 import _srcpath  # noqa: F401  (repository src/ on sys.path)
 
-from tardiff.evaluate.summary import write_curves, write_metrics_summary
+from tardiff.evaluate.reporting.summary import write_curves, write_metrics_summary
 from tardiff.layout import CurveFiles
 from tardiff.runtime import setup_logging
 

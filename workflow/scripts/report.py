@@ -2,7 +2,7 @@
 
 import _srcpath  # noqa: F401  (repository src/ on sys.path)
 
-from tardiff.evaluate.report import write_report
+from tardiff.evaluate.reporting.report import write_report
 from tardiff.layout import ReportFiles
 from tardiff.runtime import setup_logging
 

@@ -2,7 +2,7 @@
 
 import _srcpath  # noqa: F401  (repository src/ on sys.path)
 
-from tardiff.evaluate.studies import run_sweep_stage, sweep_draws
+from tardiff.evaluate.studies.stage import run_sweep_stage, sweep_draws
 from tardiff.runtime import setup_logging, use_threads
 from tardiff.settings import EvaluationSettings, FidelitySettings, ScaleGrids, StudySettings
 

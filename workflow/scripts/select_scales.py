@@ -2,7 +2,7 @@
 
 import _srcpath  # noqa: F401  (repository src/ on sys.path)
 
-from tardiff.evaluate.selection import run_selection_stage
+from tardiff.evaluate.downstream.selection import run_selection_stage
 from tardiff.runtime import setup_logging, use_threads
 from tardiff.settings import EvaluationSettings, ScaleGrids
 

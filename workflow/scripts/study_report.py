@@ -2,7 +2,7 @@
 
 import _srcpath  # noqa: F401  (repository src/ on sys.path)
 
-from tardiff.evaluate.collect import write_study_report
+from tardiff.evaluate.reporting.collect import write_study_report
 from tardiff.layout import StudyReportFiles
 from tardiff.runtime import setup_logging
 

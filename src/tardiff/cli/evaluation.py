@@ -28,7 +28,7 @@ def _common(args, config, layout) -> dict:
 
 
 def _cmd_select_scales(args, config, layout):
-    from tardiff.evaluate.selection import run_selection_stage
+    from tardiff.evaluate.downstream.selection import run_selection_stage
 
     d, t = args.dataset, args.task
     use_threads(args.threads)
@@ -47,7 +47,7 @@ def _cmd_select_scales(args, config, layout):
 
 
 def _cmd_evaluate(args, config, layout):
-    from tardiff.evaluate.utility import run_evaluation_stage
+    from tardiff.evaluate.downstream.utility import run_evaluation_stage
 
     d, inputs = args.dataset, _common(args, config, layout)
     use_threads(args.threads)
@@ -64,7 +64,7 @@ def _cmd_evaluate(args, config, layout):
 
 
 def _cmd_fidelity(args, config, layout):
-    from tardiff.evaluate.quality import run_fidelity_stage
+    from tardiff.evaluate.quality.stage import run_fidelity_stage
 
     inputs = _common(args, config, layout)
     use_threads(args.threads)
@@ -80,7 +80,7 @@ def _cmd_fidelity(args, config, layout):
 
 
 def _cmd_privacy(args, config, layout):
-    from tardiff.evaluate.quality import run_privacy_stage
+    from tardiff.evaluate.quality.stage import run_privacy_stage
 
     run_privacy_stage(
         **_common(args, config, layout),
@@ -93,7 +93,7 @@ def _cmd_privacy(args, config, layout):
 
 
 def _cmd_samples_figure(args, config, layout):
-    from tardiff.evaluate.quality import run_samples_figure_stage
+    from tardiff.evaluate.quality.stage import run_samples_figure_stage
 
     run_samples_figure_stage(
         **_common(args, config, layout),
@@ -104,7 +104,7 @@ def _cmd_samples_figure(args, config, layout):
 
 
 def _cmd_scale_sweep(args, config, layout):
-    from tardiff.evaluate.studies import run_sweep_stage
+    from tardiff.evaluate.studies.stage import run_sweep_stage
 
     d, t = args.dataset, args.task
     files = [layout.synthetic(d, t, "conditional" if w == 0 else m, w, k)
@@ -128,7 +128,7 @@ def _cmd_scale_sweep(args, config, layout):
 
 def _guidance_inputs(config, layout, d: str, t: str) -> dict:
     """Samples of the main G and of every variant at the study scale, and their summaries."""
-    from tardiff.evaluate.studies import study_scale
+    from tardiff.evaluate.studies.stage import study_scale
 
     scale = study_scale(plan.chosen_scales(layout, d, t))
     seeds, variants = range(plan.n_seeds(config)), plan.variants(config)
@@ -141,7 +141,7 @@ def _guidance_inputs(config, layout, d: str, t: str) -> dict:
 
 
 def _cmd_guidance_study(args, config, layout):
-    from tardiff.evaluate.studies import MAIN, run_guidance_study_stage
+    from tardiff.evaluate.studies.stage import MAIN, run_guidance_study_stage
 
     d, t = args.dataset, args.task
     inputs = _guidance_inputs(config, layout, d, t)

@@ -48,7 +48,7 @@ def pairs(config: dict[str, Any]) -> list[tuple[str, str]]:
 
 def variants(config: dict[str, Any]) -> list[str]:
     """Guidance-study variants of G beyond the main one."""
-    from tardiff.evaluate.studies import study_draws
+    from tardiff.evaluate.studies.stage import study_draws
 
     return study_draws(StudySettings.from_config(config["studies"]), config["influence"]["source"])
 
@@ -70,7 +70,7 @@ def chosen_scales(layout: Layout, dataset: str, task: str) -> dict[str, Any]:
 
 def selection_synthetic(config, layout: Layout, dataset: str, task: str) -> list[str]:
     """Samples of every scale of every guided method's grid (and the conditional ones)."""
-    from tardiff.evaluate.sets import selection_draws
+    from tardiff.evaluate.downstream.sets import selection_draws
 
     keys = selection_draws(methods(config), scales(config), n_seeds(config))
     return [layout.draw(dataset, task, *key) for key in keys]
@@ -78,7 +78,7 @@ def selection_synthetic(config, layout: Layout, dataset: str, task: str) -> list
 
 def evaluation_synthetic(config, layout: Layout, dataset: str, task: str) -> list[str]:
     """Samples of each method at the scale chosen on validation."""
-    from tardiff.evaluate.sets import evaluation_draws
+    from tardiff.evaluate.downstream.sets import evaluation_draws
 
     selection = chosen_scales(layout, dataset, task)
     chosen = {m: v["chosen"] for m, v in selection["methods"].items()}
@@ -96,7 +96,7 @@ def external_cohort(config, layout: Layout, dataset: str) -> tuple[str, str] | N
 
 
 def sweep_keys(config: dict[str, Any]) -> list:
-    from tardiff.evaluate.studies import sweep_draws
+    from tardiff.evaluate.studies.stage import sweep_draws
 
     sweep = StudySettings.from_config(config["studies"]).sweep_scales
     return sweep_draws(methods(config), scales(config), sweep, n_seeds(config))
@@ -104,7 +104,7 @@ def sweep_keys(config: dict[str, Any]) -> list:
 
 def pair_targets(config, layout: Layout, dataset: str, task: str) -> list[str]:
     """Every model, sample and evaluation file of one (dataset, task) pair."""
-    from tardiff.evaluate.sets import generation_draws
+    from tardiff.evaluate.downstream.sets import generation_draws
 
     seeds = n_seeds(config)
     targets = [*layout.classifier(dataset, task), *layout.influence(dataset, task)]
@@ -135,7 +135,7 @@ def dataset_targets(config, layout: Layout, dataset: str) -> list[str]:
 
 def benchmark_jobs(config: dict[str, Any]) -> list[str]:
     """Benchmark names of the per-pair jobs the efficiency table reads."""
-    from tardiff.evaluate.sets import generation_draws
+    from tardiff.evaluate.downstream.sets import generation_draws
 
     draws = generation_draws(methods(config), scales(config), n_seeds(config))
     generated = sorted({(m, w) for m, w, _ in draws})

@@ -21,7 +21,7 @@ def _metrics_inputs(config, layout) -> dict[str, list[str]]:
 
 
 def _cmd_metrics(args, config, layout):
-    from tardiff.evaluate.collect import collect_tables
+    from tardiff.evaluate.reporting.collect import collect_tables
 
     collect_tables(
         inputs=_metrics_inputs(config, layout),
@@ -31,7 +31,7 @@ def _cmd_metrics(args, config, layout):
 
 
 def _cmd_metrics_summary(args, config, layout):
-    from tardiff.evaluate.summary import write_curves, write_metrics_summary
+    from tardiff.evaluate.reporting.summary import write_curves, write_metrics_summary
 
     metrics = layout.metrics()
     write_metrics_summary(
@@ -41,7 +41,7 @@ def _cmd_metrics_summary(args, config, layout):
 
 
 def _cmd_report(args, config, layout):
-    from tardiff.evaluate.report import write_report
+    from tardiff.evaluate.reporting.report import write_report
 
     write_report(
         utility=layout.metrics().utility,
@@ -52,7 +52,7 @@ def _cmd_report(args, config, layout):
 
 
 def _cmd_study_report(args, config, layout):
-    from tardiff.evaluate.collect import write_study_report
+    from tardiff.evaluate.reporting.collect import write_study_report
 
     metrics, base = layout.metrics(), plan.base_pairs(config)
     write_study_report(
@@ -78,8 +78,8 @@ def _benchmarks(config, layout) -> list[str]:
 
 
 def _cmd_efficiency(args, config, layout):
-    from tardiff.evaluate.efficiency import run_efficiency_stage
-    from tardiff.evaluate.sets import generation_draws
+    from tardiff.evaluate.downstream.sets import generation_draws
+    from tardiff.evaluate.studies.efficiency import run_efficiency_stage
 
     base = plan.base_pairs(config)
     draws = generation_draws(plan.methods(config), plan.scales(config), plan.n_seeds(config))

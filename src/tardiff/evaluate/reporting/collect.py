@@ -3,9 +3,10 @@
 :func:`collect_tables` concatenates the per-(dataset, task) CSV files of each kind (utility rows,
 paired differences, fidelity, privacy, scale sweep, guidance studies) into ``results/metrics/``,
 checking each file's columns; the paired differences, now all in one table, get the primary
-comparison and Holm's adjustment of every other row (:mod:`tardiff.evaluate.multiplicity`).
-:func:`write_study_report` draws the figures and tables of the fidelity, privacy and guidance
-studies (:mod:`tardiff.evaluate.study_figures`) from them.
+comparison and Holm's adjustment of every other row
+(:mod:`tardiff.evaluate.downstream.multiplicity`). :func:`write_study_report` draws the figures and
+tables of the fidelity, privacy and guidance studies
+(:mod:`tardiff.evaluate.reporting.study_figures`) from them.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from tardiff.evaluate import study_figures as figures
-from tardiff.evaluate.multiplicity import ADJUSTED_COLUMNS, adjust
-from tardiff.evaluate.quality import FIDELITY_COLUMNS, PRIVACY_COLUMNS
-from tardiff.evaluate.studies import GUIDANCE_COLUMNS, SWEEP_COLUMNS
-from tardiff.evaluate.utility import PAIRED_COLUMNS, UTILITY_COLUMNS
+from tardiff.evaluate.downstream.multiplicity import ADJUSTED_COLUMNS, adjust
+from tardiff.evaluate.downstream.utility import PAIRED_COLUMNS, UTILITY_COLUMNS
+from tardiff.evaluate.quality.stage import FIDELITY_COLUMNS, PRIVACY_COLUMNS
+from tardiff.evaluate.reporting import study_figures as figures
+from tardiff.evaluate.studies.stage import GUIDANCE_COLUMNS, SWEEP_COLUMNS
 from tardiff.io import read_json, write_csv
 from tardiff.layout import MetricsFiles, StudyReportFiles
 from tardiff.settings import PrimarySettings

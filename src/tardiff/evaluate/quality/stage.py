@@ -2,20 +2,20 @@
 come to copying training patients.
 
 Both stages read the draws the utility evaluation uses (each method at the scale chosen on
-validation, and the ``jitter`` baseline; every evaluation seed). Each draw is reduced to its
-``|real train|`` samples at the real class ratio (the TSTR subset, :mod:`tardiff.evaluate.sets`),
+validation, and the ``jitter`` baseline; every evaluation seed). Each draw is reduced to its ``|real
+train|`` samples at the real class ratio (the TSTR subset, :mod:`tardiff.evaluate.downstream.sets`),
 so its class mix matches the data it is compared with.
 
 - **Fidelity** (``fidelity.csv``): every draw against the real **imputed training grids** (what the
-  generator was trained on), with the metrics of :mod:`tardiff.evaluate.fidelity`. The row
-  ``real_holdout`` compares the real test split with real train the same way: the floor a
-  perfect generator would reach. The predictive score's row ``real`` is the predictor trained on
-  real train. Label fidelity (``label_share_0``, ``label_share_1``) is each set's own-label share
-  per class under one judge per dataset and task (:mod:`tardiff.evaluate.label_fidelity`: trained
-  on real train, threshold on validation ``select``, model seed from ``seed``); on
-  ``real_holdout`` it is the judge's recall of each class on the test split.
-- **Privacy** (``privacy.csv``): the distance metrics of :mod:`tardiff.evaluate.privacy` with the
-  real test split as the holdout (non-members).
+  generator was trained on), with the metrics of :mod:`tardiff.evaluate.quality.fidelity`. The row
+  ``real_holdout`` compares the real test split with real train the same way: the floor a perfect
+  generator would reach. The predictive score's row ``real`` is the predictor trained on real train.
+  Label fidelity (``label_share_0``, ``label_share_1``) is each set's own-label share per class
+  under one judge per dataset and task (:mod:`tardiff.evaluate.quality.label_fidelity`: trained on
+  real train, threshold on validation ``select``, model seed from ``seed``); on ``real_holdout`` it
+  is the judge's recall of each class on the test split.
+- **Privacy** (``privacy.csv``): the distance metrics of :mod:`tardiff.evaluate.quality.privacy`
+  with the real test split as the holdout (non-members).
 - **Fig. 5** (:func:`run_samples_figure_stage`): real train vs seed 0's draw of each method.
 
 These are final evaluations: they read the test split, and nothing is chosen from them.
@@ -31,16 +31,7 @@ import numpy as np
 import pandas as pd
 
 from tardiff.data import Prepared, prepare, prepare_memory_mb
-from tardiff.evaluate.fidelity import (
-    discriminative_score,
-    marginal_metrics,
-    plausibility,
-    predictive_score,
-)
-from tardiff.evaluate.label_fidelity import train_judge
-from tardiff.evaluate.privacy import privacy_metrics
-from tardiff.evaluate.samples_figure import samples_figure
-from tardiff.evaluate.sets import (
+from tardiff.evaluate.downstream.sets import (
     Draw,
     class_orders,
     evaluation_draws,
@@ -48,7 +39,16 @@ from tardiff.evaluate.sets import (
     ratio_counts,
     take,
 )
-from tardiff.evaluate.utility import require_finite
+from tardiff.evaluate.downstream.utility import require_finite
+from tardiff.evaluate.quality.fidelity import (
+    discriminative_score,
+    marginal_metrics,
+    plausibility,
+    predictive_score,
+)
+from tardiff.evaluate.quality.label_fidelity import train_judge
+from tardiff.evaluate.quality.privacy import privacy_metrics
+from tardiff.evaluate.reporting.samples_figure import samples_figure
 from tardiff.io import read_json, write_csv
 from tardiff.layout import FigureFiles
 from tardiff.runtime import check_memory, pick_device, progress

@@ -1,7 +1,8 @@
 """What DVC shows of the utility evaluation: a metrics JSON and the curves its plots draw.
 
-DVC metrics must be JSON, YAML or TOML, and DVC plots cannot filter or average rows, so this
-module derives both from the tidy tables of ``results/metrics/`` (:mod:`tardiff.evaluate.collect`):
+DVC metrics must be JSON, YAML or TOML, and DVC plots cannot filter or average rows, so this module
+derives both from the tidy tables of ``results/metrics/``
+(:mod:`tardiff.evaluate.reporting.collect`):
 
 - :func:`metrics_summary` (``metrics/summary.json``, ``dvc metrics show`` / ``diff``): per dataset,
   task and method of the main study (``fraction`` 1.0), the mean over evaluation seeds of test
@@ -32,10 +33,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tardiff.evaluate.collect import COLLECTED_PAIRED_COLUMNS, read_table
-from tardiff.evaluate.plotting import add_evaluator, with_evaluator
-from tardiff.evaluate.studies import SWEEP_COLUMNS
-from tardiff.evaluate.utility import UTILITY_COLUMNS
+from tardiff.evaluate.downstream.utility import UTILITY_COLUMNS
+from tardiff.evaluate.reporting.collect import COLLECTED_PAIRED_COLUMNS, read_table
+from tardiff.evaluate.reporting.plotting import add_evaluator, with_evaluator
+from tardiff.evaluate.studies.stage import SWEEP_COLUMNS
 from tardiff.io import write_csv, write_json
 from tardiff.layout import CurveFiles
 

@@ -20,7 +20,7 @@ does not grow with the sequence length or the number of features.
   memorised lie closer. ``attack_auc`` is the AUROC of members (1) vs non-members (0) under that
   score (0.5 = no leak, 1 = every member closer than every non-member), ``attack_auc_lo``,
   ``attack_auc_hi`` its 95 % label-stratified bootstrap interval
-  (:func:`tardiff.evaluate.metrics.metric_interval`, ``resamples`` resamples, seeded).
+  (:func:`tardiff.evaluate.downstream.metrics.metric_interval`, ``resamples`` resamples, seeded).
 - ``near_copies``: the number of synthetic sequences (full set) whose DCR is strictly below
   ``near_copy_distance``; ``n_synthetic``, ``n_holdout``, ``n_members``: the set sizes
   (full synthetic and holdout sets, N_m).
@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
-from tardiff.evaluate.metrics import metric_interval
+from tardiff.evaluate.downstream.metrics import metric_interval
 
 
 def _flat(a: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tardiff.evaluate.study_figures import efficiency_table
+from tardiff.evaluate.reporting.study_figures import efficiency_table
 from tardiff.io import read_json
 from tardiff.layout import TableFiles
 

@@ -8,12 +8,12 @@
   labelled 1, synthetic 0. Run r = 0..runs−1 splits each side 80/20 at random
   (``np.random.default_rng([seed + r, 1])``; 20 % = round(0.2 n), at least 1) and trains one
   post-hoc GRU classifier (the ``fidelity.discriminator`` recipe of
-  :mod:`tardiff.evaluate.ensemble`: fixed number of AdamW steps, model seed seed + r) on the
-  80 % + 80 %. On its held-out 20 % + 20 % the run scores |0.5 − accuracy| (real predicted where
+  :mod:`tardiff.evaluate.downstream.ensemble`: fixed number of AdamW steps, model seed seed + r) on
+  the 80 % + 80 %. On its held-out 20 % + 20 % the run scores |0.5 − accuracy| (real predicted where
   the logit is > 0; 0 = indistinguishable, 0.5 = fully separable) and the real-vs-synthetic AUROC.
-  Each is reported as the mean over runs with a 95 % Student-t interval over runs
-  (mean ± t₀.₉₇₅,runs−1 · SD / √runs, clipped to the metric's range [0, 1] or [0, 0.5]; a
-  single run gives low = high = mean).
+  Each is reported as the mean over runs with a 95 % Student-t interval over runs (mean ±
+  t₀.₉₇₅,runs−1 · SD / √runs, clipped to the metric's range [0, 1] or [0, 0.5]; a single run gives
+  low = high = mean).
 - **Predictive score** (:func:`predictive_score`, normalised): a post-hoc next-step predictor
   (``nn.GRU(D → hidden)`` then ``nn.Linear(hidden → D)``) reads x[:, :-1] and predicts x[:, 1:],
   i.e. *every* feature's next value from the past of all features (the TimeGAN-era score predicts
@@ -64,8 +64,8 @@ from sklearn.metrics.pairwise import euclidean_distances
 from torch import nn
 from torch.nn import functional as F
 
-from tardiff.evaluate.ensemble import train_models
-from tardiff.evaluate.metrics import auroc
+from tardiff.evaluate.downstream.ensemble import train_models
+from tardiff.evaluate.downstream.metrics import auroc
 from tardiff.settings import EvaluationModelSettings, PredictorSettings
 from tardiff.variables import canonical_name, find_variable
 

@@ -1,10 +1,10 @@
 """Figures and tables of the guidance studies, of fidelity and privacy, and of efficiency.
 
 Every figure is written as PNG and PDF, every table as Markdown and CSV, atomically; reruns give
-identical bytes. Conventions of :mod:`tardiff.evaluate.plotting`: an estimate over seeds is the
-mean of the per-seed values, its interval the mean of the per-seed 95 % bounds, SD the standard
-deviation over seeds; figure bands span min–max over seeds; methods have a fixed order and colour.
-An input without the rows an output needs gives a placeholder figure or table that says why.
+identical bytes. Conventions of :mod:`tardiff.evaluate.reporting.plotting`: an estimate over seeds
+is the mean of the per-seed values, its interval the mean of the per-seed 95 % bounds, SD the
+standard deviation over seeds; figure bands span min–max over seeds; methods have a fixed order and
+colour. An input without the rows an output needs gives a placeholder figure or table that says why.
 
 - **Fig. 3** (:func:`sweep_figure`): one row per dataset × task, against the guidance scale w
   (w = 0: the conditional draw). Left: mean sample influence G·∇φℓ of each method's class 0
@@ -21,7 +21,7 @@ An input without the rows an output needs gives a placeholder figure or table th
 - **Table 3** (:func:`table3`): per-sample gradient norms of the guide stays by class and the
   minority / majority ratio of their means (> 1: minority stays weigh more in G).
 - **Table 5** (:func:`table5`): utility with G from all, minority-only or majority-only stays.
-- **Fig. 5**: :mod:`tardiff.evaluate.samples_figure`.
+- **Fig. 5**: :mod:`tardiff.evaluate.reporting.samples_figure`.
 - **Fidelity and privacy** (:func:`fidelity_privacy_table`): one row per method at its chosen
   scale (``chosen w``; ``0 (= conditional)``: the method's samples are conditional's, so its row
   repeats conditional's) next to the real-holdout floor; **efficiency**
@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import pandas as pd
 from matplotlib.axes import Axes
 
-from tardiff.evaluate.plotting import (
+from tardiff.evaluate.reporting.plotting import (
     BAND_NOTE,
     METHOD_ORDER,
     band_line,

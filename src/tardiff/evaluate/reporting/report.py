@@ -4,7 +4,7 @@ Reads every dataset's ``utility.csv`` (one row per trained evaluation model and 
 collected ``paired.csv`` (paired differences, adjusted for multiplicity) and the
 ``selection.json`` files (guidance scales scored on validation), and writes the paper's figures
 (PNG and PDF), its tables (Markdown and CSV), the verdict table and the results README
-(:mod:`tardiff.evaluate.verdict`) named by ``ReportFiles``.
+(:mod:`tardiff.evaluate.reporting.verdict`) named by ``ReportFiles``.
 
 - **Table 1**: TRTR and TSTR; **Table 4**: minority-class F1; both with each method's chosen
   guidance scale (``0 (= conditional)``: a scale-guided method whose samples are conditional's)
@@ -14,7 +14,7 @@ collected ``paired.csv`` (paired differences, adjusted for multiplicity) and the
   conditional's is not drawn on top of it but named in the panel title.
 - **Scarcity**: AUPRC against the share of real train kept, one row of panels per evaluator; a
   method at conditional's samples at every share is named, not drawn, as in Fig. 2.
-- **Scale selection** (:mod:`tardiff.evaluate.selection_figure`).
+- **Scale selection** (:mod:`tardiff.evaluate.reporting.selection_figure`).
 
 Conventions:
 - An estimate over seeds is the mean of the per-seed values; its interval is the mean of the
@@ -23,8 +23,8 @@ Conventions:
 - Tables without an ``evaluator`` column were all evaluated by the GRU (``gru``).
 - Main results use the full real train split (``fraction`` 1.0); the data-scarcity figure uses the
   rest. A dataset named ``<base>-train<fraction>`` is read as ``<base>`` at that fraction.
-- Tables show every test set (``test_set``); figures show the headline one (the external
-  population where a dataset has one, :func:`~tardiff.evaluate.multiplicity.on_headline_test_set`).
+- Tables show every test set (``test_set``); figures show the headline one (the external population
+  where a dataset has one, :func:`~tardiff.evaluate.downstream.multiplicity.on_headline_test_set`).
 - Methods, evaluators and protocols have a fixed order, methods a fixed colour; unknown ones
   come last, by name.
 """
@@ -39,9 +39,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from tardiff.evaluate.collect import COLLECTED_PAIRED_COLUMNS
-from tardiff.evaluate.multiplicity import on_headline_test_set
-from tardiff.evaluate.plotting import (
+from tardiff.evaluate.downstream.multiplicity import on_headline_test_set
+from tardiff.evaluate.reporting.collect import COLLECTED_PAIRED_COLUMNS
+from tardiff.evaluate.reporting.plotting import (
     EVALUATOR_NAMES,
     INTERVAL_NOTE,
     ORDERS,
@@ -67,8 +67,8 @@ from tardiff.evaluate.plotting import (
     write_markdown,
     write_text,
 )
-from tardiff.evaluate.selection_figure import selection_figure
-from tardiff.evaluate.verdict import (
+from tardiff.evaluate.reporting.selection_figure import selection_figure
+from tardiff.evaluate.reporting.verdict import (
     paired_summary,
     results_readme,
     setting,

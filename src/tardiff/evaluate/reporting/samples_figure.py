@@ -5,7 +5,7 @@ band (translucent, its colour) over stays per time step, over real train's (blac
 10–90 % dashed); a row shares its y axis. Bottom: a PCA of whole sequences fitted on real, one
 panel per method (real: black rings; synthetic points should cover the real cloud: neither
 collapse nor stray). Written as PNG and PDF with the conventions of
-:mod:`tardiff.evaluate.plotting`.
+:mod:`tardiff.evaluate.reporting.plotting`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,14 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 
-from tardiff.evaluate.plotting import METHOD_ORDER, colour, finish, placeholder, rank, style
+from tardiff.evaluate.reporting.plotting import (
+    METHOD_ORDER,
+    colour,
+    finish,
+    placeholder,
+    rank,
+    style,
+)
 
 BAND_ALPHA = 0.2
 

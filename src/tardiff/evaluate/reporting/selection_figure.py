@@ -5,7 +5,7 @@ Each panel: the validation score of each seed (points) and their mean (line) at 
 the method's grid, the chosen scale starred, dotted and named in the title (``= conditional``
 where it is 0: the method's samples are then conditional's). Panels of a row share the y axis;
 x is symmetric-log (linear below the smallest non-zero scale), a tick per scale of the grid.
-Written with the conventions of :mod:`tardiff.evaluate.plotting`.
+Written with the conventions of :mod:`tardiff.evaluate.reporting.plotting`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.axes import Axes
 
-from tardiff.evaluate.plotting import (
+from tardiff.evaluate.reporting.plotting import (
     METHOD_ORDER,
     colour,
     finish,

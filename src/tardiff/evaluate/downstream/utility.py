@@ -1,24 +1,25 @@
 """Utility evaluation stage: TRTR / TSTR / TSRTR / minority-only models, scored on real test.
 
-Per evaluation seed k (``evaluation.seeds``): one ``real`` model on real train (TRTR), the
-imbalance corrections of ``evaluation.baselines`` (``class_weight`` at TRTR, ``oversample`` at
-every TSRTR ratio and minority multiple; :func:`~tardiff.evaluate.sets.add_corrections`) and, for
+Per evaluation seed k (``evaluation.seeds``): one ``real`` model on real train (TRTR), the imbalance
+corrections of ``evaluation.baselines`` (``class_weight`` at TRTR, ``oversample`` at every TSRTR
+ratio and minority multiple; :func:`~tardiff.evaluate.downstream.sets.add_corrections`) and, for
 every method's draw of seed k (each guided method at the scale chosen on validation, see
-:mod:`tardiff.evaluate.selection`, and the ``jitter`` baseline), TSTR, TSRTR at each ratio α and
-minority-only augmentation at each multiple (:mod:`tardiff.evaluate.sets`). Every model of seed k
-starts from the same initialisation and sees the same real data, so methods compare pair by pair.
-The scarcity study (a dataset whose train split was subsampled) evaluates TRTR and TSRTR at
-α = 1 only.
+:mod:`tardiff.evaluate.downstream.selection`, and the ``jitter`` baseline), TSTR, TSRTR at each
+ratio α and minority-only augmentation at each multiple (:mod:`tardiff.evaluate.downstream.sets`).
+Every model of seed k starts from the same initialisation and sees the same real data, so methods
+compare pair by pair. The scarcity study (a dataset whose train split was subsampled) evaluates TRTR
+and TSRTR at α = 1 only.
 
-Every training set is learnt by each evaluator of ``evaluation.evaluators`` (``gru``: the small
-GRU of :mod:`tardiff.evaluate.ensemble`; ``lgbm``: gradient-boosted trees on summary features,
-:mod:`tardiff.evaluate.trees`) and scored on the internal test split and, where the dataset has
-one, on its external test population (:mod:`tardiff.evaluate.external`); the ``evaluator`` and
-``test_set`` columns say which. Paired differences compare arms of the same evaluator.
+Every training set is learnt by each evaluator of ``evaluation.evaluators`` (``gru``: the small GRU
+of :mod:`tardiff.evaluate.downstream.ensemble`; ``lgbm``: gradient-boosted trees on summary
+features, :mod:`tardiff.evaluate.downstream.trees`) and scored on the internal test split and, where
+the dataset has one, on its external test population (:mod:`tardiff.evaluate.downstream.external`);
+the ``evaluator`` and ``test_set`` columns say which. Paired differences compare arms of the same
+evaluator.
 
 Outputs: ``utility.csv``, one row per model, evaluator and test set (AUROC, AUPRC,
 minority-class F1 at the threshold that maximises it on validation ``select``, each with a 95 %
-stratified bootstrap interval over test stays, :mod:`tardiff.evaluate.resampling`) and
+stratified bootstrap interval over test stays, :mod:`tardiff.evaluate.downstream.resampling`) and
 ``paired.csv``, the paired differences of every method, protocol and ratio against ``real`` and
 ``class_weight`` (TRTR of the same seed) and against ``oversample``, ``conditional`` and
 ``tardiff`` (same protocol and ratio), pooled over seeds with a seed-and-stay bootstrap, with a
@@ -36,11 +37,11 @@ import pandas as pd
 import torch
 
 from tardiff.data import Prepared, prepare, prepare_memory_mb
-from tardiff.evaluate.ensemble import train_models
-from tardiff.evaluate.external import load_external
-from tardiff.evaluate.metrics import SAME_SAMPLES, f1_threshold
-from tardiff.evaluate.resampling import Scored, paired_difference, score_models
-from tardiff.evaluate.sets import (
+from tardiff.evaluate.downstream.ensemble import train_models
+from tardiff.evaluate.downstream.external import load_external
+from tardiff.evaluate.downstream.metrics import SAME_SAMPLES, f1_threshold
+from tardiff.evaluate.downstream.resampling import Scored, paired_difference, score_models
+from tardiff.evaluate.downstream.sets import (
     Draw,
     Plan,
     add_corrections,
@@ -49,7 +50,7 @@ from tardiff.evaluate.sets import (
     load_draw,
     training_budget_mb,
 )
-from tardiff.evaluate.trees import predict_trees, summary_features, train_trees
+from tardiff.evaluate.downstream.trees import predict_trees, summary_features, train_trees
 from tardiff.io import read_json, write_csv
 from tardiff.layout import EvaluationFiles
 from tardiff.methods import BASELINES, REAL_ONLY, compared
@@ -103,8 +104,9 @@ def evaluator_scores(
     device: torch.device,
     mem_mb: float | None,
 ) -> dict[str, np.ndarray]:
-    """Train the plan's models with ``evaluator`` (``gru``: :mod:`~tardiff.evaluate.ensemble`,
-    ``lgbm``: :mod:`~tardiff.evaluate.trees`); their scores (K, n) on each of ``inputs``."""
+    """Train the plan's models with ``evaluator`` (``gru``:
+    :mod:`~tardiff.evaluate.downstream.ensemble`, ``lgbm``:
+    :mod:`~tardiff.evaluate.downstream.trees`); their scores (K, n) on each of ``inputs``."""
     pool_x, pool_y = plan.pool()
     log.info("%s: training %d evaluation models on a pool of %d sequences", evaluator,
              len(plan.rows), len(pool_x))  # fmt: skip
@@ -212,8 +214,9 @@ def run_evaluation_stage(
     """Train every evaluation model of ``dataset``/``task``, score it on the internal test split
     and on ``external`` (the external population's stays and timeseries, if any); write ``out``.
 
-    ``synthetic`` lists the samples files of :func:`~tardiff.evaluate.sets.evaluation_draws`
-    for the scales in ``selection``, in that order; ``seed`` seeds the bootstrap.
+    ``synthetic`` lists the samples files of
+    :func:`~tardiff.evaluate.downstream.sets.evaluation_draws` for the scales in ``selection``, in
+    that order; ``seed`` seeds the bootstrap.
     """
     chosen = {m: v["chosen"] for m, v in read_json(selection)["methods"].items()}
     keys = evaluation_draws(methods, chosen, settings.seeds)

@@ -11,15 +11,15 @@ class and AUROC/AUPRC stay defined however few positives there are):
   the per-seed Δ of the drawn seeds on the drawn stays (a hierarchical bootstrap: the
   seed-to-seed and the test-sample variation both enter it). The interval is the 95 % percentile
   interval, ``se`` the SD of the resampled Δ, ``p_value`` (H0: Δ = 0) the normal approximation
-  :func:`~tardiff.evaluate.multiplicity.normal_p_value`.
+  :func:`~tardiff.evaluate.downstream.multiplicity.normal_p_value`.
 
-A resample is a vector of counts (how often each stay was drawn). Metrics are running sums of
-the counts along each model's score order, sorted once per class: AUROC as the Mann–Whitney
-statistic with half credit for ties, AUPRC as step-wise average precision (the precision at the
-end of each tie group), F1 at a fixed threshold. They equal :mod:`tardiff.evaluate.metrics` on
-the explicit resample (tested) at O(B·n) per model, without a sort per resample. Resamples come
-in batches of at most ``CELLS`` counts, each batch from its own seeded generator: memory stays
-bounded and the same inputs give the same numbers.
+A resample is a vector of counts (how often each stay was drawn). Metrics are running sums of the
+counts along each model's score order, sorted once per class: AUROC as the Mann–Whitney statistic
+with half credit for ties, AUPRC as step-wise average precision (the precision at the end of each
+tie group), F1 at a fixed threshold. They equal :mod:`tardiff.evaluate.downstream.metrics` on the
+explicit resample (tested) at O(B·n) per model, without a sort per resample. Resamples come in
+batches of at most ``CELLS`` counts, each batch from its own seeded generator: memory stays bounded
+and the same inputs give the same numbers.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tardiff.data import minority_label
-from tardiff.evaluate.metrics import METRICS, Interval, scores, strata
-from tardiff.evaluate.multiplicity import normal_p_value
+from tardiff.evaluate.downstream.metrics import METRICS, Interval, scores, strata
+from tardiff.evaluate.downstream.multiplicity import normal_p_value
 
 #: most stay counts held per batch of resamples
 CELLS = 2_000_000

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tardiff.evaluate.metrics import NO_DIFFERENCE, SAME_SAMPLES
+from tardiff.evaluate.downstream.metrics import NO_DIFFERENCE, SAME_SAMPLES
 from tardiff.settings import PrimarySettings
 
 #: family-wise error rate of the Holm procedure (two-sided)

@@ -28,7 +28,7 @@ import re
 
 import pandas as pd
 
-from tardiff.evaluate.metrics import NO_DIFFERENCE, SAME_SAMPLES
+from tardiff.evaluate.downstream.metrics import NO_DIFFERENCE, SAME_SAMPLES
 from tardiff.methods import CORRECTIONS, METHODS
 
 BEGIN, END = "<!-- headline:begin -->", "<!-- headline:end -->"

@@ -6,7 +6,7 @@
 - :func:`metric_interval`: a 95 % BCa bootstrap interval of one score (``scipy.stats.bootstrap``,
   seeded), resampled *stratified by label* (positives and negatives separately, each with
   replacement), so no resample lacks a class (the privacy attack's AUC). The utility evaluation
-  scores many models on shared resamples instead (:mod:`tardiff.evaluate.resampling`).
+  scores many models on shared resamples instead (:mod:`tardiff.evaluate.downstream.resampling`).
 - :attr:`Interval.verdict`: a difference whose interval contains 0 is "no detectable difference".
 """
 

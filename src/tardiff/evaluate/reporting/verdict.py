@@ -1,7 +1,7 @@
 """The verdict table, the summary of the paired differences and the results README.
 
-Read from the collected paired table (:mod:`tardiff.evaluate.multiplicity` has added the primary
-comparison and the Holm-adjusted columns):
+Read from the collected paired table (:mod:`tardiff.evaluate.downstream.multiplicity` has added the
+primary comparison and the Holm-adjusted columns):
 
 - :func:`verdict_table` (``tables/verdict``): per dataset and task of the main study, the primary
   comparison first, then, per evaluator, every method against ``real``, the imbalance
@@ -13,7 +13,7 @@ comparison and the Holm-adjusted columns):
   baseline and metric, and the rows that improve or are worse after adjustment; the full table
   is the CSV.
 - :func:`results_readme` (``<results>/README.md``): the verdict table at the top, then the
-  headline read from it (:mod:`tardiff.evaluate.headline`).
+  headline read from it (:mod:`tardiff.evaluate.reporting.headline`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tardiff.evaluate.headline import BEGIN, END, headline
-from tardiff.evaluate.metrics import NO_DIFFERENCE, SAME_SAMPLES
-from tardiff.evaluate.multiplicity import FAMILY_ALPHA
-from tardiff.evaluate.plotting import ORDERS, markdown_table, sort_rows
+from tardiff.evaluate.downstream.metrics import NO_DIFFERENCE, SAME_SAMPLES
+from tardiff.evaluate.downstream.multiplicity import FAMILY_ALPHA
+from tardiff.evaluate.reporting.headline import BEGIN, END, headline
+from tardiff.evaluate.reporting.plotting import ORDERS, markdown_table, sort_rows
 from tardiff.methods import CORRECTIONS, EVALUATORS
 
 #: the verdicts, in the order tables count them
@@ -48,8 +48,8 @@ STATIC_TEXT = (
     'folder is documented in docs/data.md ("Outputs"). Only small metric tables and\n'
     "figures of the default *demo* run are ever committed; nothing derived from credentialed\n"
     "MIMIC-III or eICU data may be committed. This file is written by the report\n"
-    "(`tardiff.evaluate.verdict`): the verdict table is `tables/verdict.md`, the full paired\n"
-    "differences `tables/paired.csv`."
+    "(`tardiff.evaluate.reporting.verdict`): the verdict table is `tables/verdict.md`, the\n"
+    "full paired differences `tables/paired.csv`."
 )
 
 

@@ -12,7 +12,7 @@ GRU on the same task; a gain that shows for one small GRU only is not one a clin
   recipe (``evaluation.trees``: rounds, learning rate, leaves, minimum leaf size; no early
   stopping), seeded with the model's seed, deterministic on a fixed thread count.
 - **Scores** are raw margins (log-odds), like the GRU's logits, so thresholds and the shared
-  bootstrap of :mod:`tardiff.evaluate.resampling` apply unchanged.
+  bootstrap of :mod:`tardiff.evaluate.downstream.resampling` apply unchanged.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Guidance-scale selection on the validation ``select`` part, never on test.
 
 For every guided method the candidates are 0 (the conditional draw) and each scale of its grid
-(``generation.scales``). Each candidate's draw of every evaluation seed is scored by TSRTR at
-α = 1: an evaluation model (the fixed recipe of :mod:`tardiff.evaluate.ensemble`, seed = the
+(``generation.scales``). Each candidate's draw of every evaluation seed is scored by TSRTR at α = 1:
+an evaluation model (the fixed recipe of :mod:`tardiff.evaluate.downstream.ensemble`, seed = the
 evaluation seed) trained on real train ∪ |real train| synthetic samples at the real class ratio,
 scored by AUPRC (average precision) on ``select``. The chosen scale maximises the mean over seeds;
 ties go to the smaller |scale| (less guidance).
@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from tardiff.data import prepare, prepare_memory_mb
-from tardiff.evaluate.ensemble import train_models
-from tardiff.evaluate.metrics import average_precision
-from tardiff.evaluate.sets import (
+from tardiff.evaluate.downstream.ensemble import train_models
+from tardiff.evaluate.downstream.metrics import average_precision
+from tardiff.evaluate.downstream.sets import (
     Draw,
     Plan,
     add_protocols,
@@ -104,8 +104,8 @@ def run_selection_stage(
 ) -> dict[str, Any]:
     """Choose the guidance scales of ``dataset``/``task`` and write ``selection.json``.
 
-    ``synthetic`` lists the samples files of :func:`~tardiff.evaluate.sets.selection_draws`,
-    in that order.
+    ``synthetic`` lists the samples files of
+    :func:`~tardiff.evaluate.downstream.sets.selection_draws`, in that order.
     """
     keys = selection_draws(methods, scales, settings.seeds)
     if len(keys) != len(synthetic):

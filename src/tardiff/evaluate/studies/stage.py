@@ -2,12 +2,13 @@
 
 - **Scale sweep** (Fig. 3, ``scale_sweep.csv``): every scale of each guided method's grid plus the
   extra ``studies.sweep_scales`` (negative ones included) and 0 (the conditional draw). Per scale:
-  the mean sample influence G·∇φℓ of each class (from the generation stage, mean over seeds),
-  TSRTR at α = 1 scored on validation ``select`` (AUROC and AUPRC: mean, min and max over seeds;
-  the selection's protocol and models) and the real-vs-synthetic discriminator AUROC of seed 0's
-  draw (:func:`tardiff.evaluate.fidelity.discriminative_score`) and the label judge's own-label
-  share of each class (:mod:`tardiff.evaluate.label_fidelity`, the fidelity stage's judge: real
-  train, threshold on ``select``; each draw whole, mean over seeds). Nothing here reads test data.
+  the mean sample influence G·∇φℓ of each class (from the generation stage, mean over seeds), TSRTR
+  at α = 1 scored on validation ``select`` (AUROC and AUPRC: mean, min and max over seeds; the
+  selection's protocol and models) and the real-vs-synthetic discriminator AUROC of seed 0's draw
+  (:func:`tardiff.evaluate.quality.fidelity.discriminative_score`) and the label judge's own-label
+  share of each class (:mod:`tardiff.evaluate.quality.label_fidelity`, the fidelity stage's judge:
+  real train, threshold on ``select``; each draw whole, mean over seeds). Nothing here reads test
+  data.
 - **Guidance set** (Fig. 4 and Table 5, ``guidance.csv``): ``tardiff`` at the study scale with G
   built from a stratified share of the guide part (``studies.guide_fractions``) or from another
   guidance source (``studies.guide_sources``), beside the main G. The study scale is the one chosen
@@ -28,12 +29,10 @@ import numpy as np
 import pandas as pd
 
 from tardiff.data import prepare, prepare_memory_mb
-from tardiff.evaluate.ensemble import train_models
-from tardiff.evaluate.fidelity import discriminative_score
-from tardiff.evaluate.label_fidelity import LABELS, Judge, metric_name, train_judge
-from tardiff.evaluate.metrics import auroc, average_precision
-from tardiff.evaluate.selection import candidate_plan
-from tardiff.evaluate.sets import (
+from tardiff.evaluate.downstream.ensemble import train_models
+from tardiff.evaluate.downstream.metrics import auroc, average_precision
+from tardiff.evaluate.downstream.selection import candidate_plan
+from tardiff.evaluate.downstream.sets import (
     Draw,
     DrawKey,
     Plan,
@@ -44,7 +43,9 @@ from tardiff.evaluate.sets import (
     take,
     training_budget_mb,
 )
-from tardiff.evaluate.utility import utility_table
+from tardiff.evaluate.downstream.utility import utility_table
+from tardiff.evaluate.quality.fidelity import discriminative_score
+from tardiff.evaluate.quality.label_fidelity import LABELS, Judge, metric_name, train_judge
 from tardiff.io import read_json, write_csv
 from tardiff.methods import scale_guided
 from tardiff.names import study_variant

@@ -3,8 +3,8 @@
 Guidance can move a sample of label 0 towards what the guidance classifier calls 1 while it keeps
 label 0 (label noise). A **judge** measures this, independently of the guidance classifier:
 
-- model: the ``fidelity.judge`` recipe (a GRU by default) trained by the evaluation models'
-  trainer (:func:`tardiff.evaluate.ensemble.train_models`: unweighted BCE, no pos_weight, a fixed
+- model: the ``fidelity.judge`` recipe (a GRU by default) trained by the evaluation models' trainer
+  (:func:`tardiff.evaluate.downstream.ensemble.train_models`: unweighted BCE, no pos_weight, a fixed
   number of AdamW steps) on the **real train split only**, model seed ``seed + seed_offset`` (the
   guidance classifier uses ``seed``, the evaluation models ``0..seeds-1``);
 - threshold (:func:`balanced_threshold`): on validation ``select`` only, the logit threshold t
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tardiff.data import Prepared
-from tardiff.evaluate.ensemble import train_models
+from tardiff.evaluate.downstream.ensemble import train_models
 from tardiff.settings import JudgeSettings
 
 LABELS = (0, 1)
