@@ -11,8 +11,8 @@ from sklearn.metrics import roc_auc_score
 from torch.func import functional_call, grad, stack_module_state, vmap
 from torch.nn import functional as F
 
-from tardiff.evaluate.downstream import ensemble
 from tardiff.evaluate.downstream.ensemble import initial_model, train_models, training_memory_mb
+from tardiff.evaluate.downstream.stacked_gru import Workspace, stacked_gru
 from tardiff.models.classifier import unrolled_rnn
 from tardiff.settings import EvaluationModelSettings
 
@@ -81,7 +81,7 @@ def test_stacked_gru_gradients_match_autograd(layers):
 
     with unrolled_rnn():
         expected = vmap(grad(loss))(params, buffers, x, y)
-    logits = ensemble._stacked_gru(params, x, [ensemble._Workspace() for _ in range(layers)])
+    logits = stacked_gru(params, x, [Workspace() for _ in range(layers)])
     got = torch.autograd.grad(
         F.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(1).sum(),
         list(params.values()),
