@@ -125,9 +125,9 @@ def test_subcommand_calls_the_adapters_function_with_its_arguments(script, tmp_p
 
 
 STAGES = {
-    "select-scales": "selection.run_selection_stage",
-    "evaluate": "utility.run_evaluation_stage",
-    "privacy": "quality.run_privacy_stage",
+    "select-scales": "downstream.selection.run_selection_stage",
+    "evaluate": "downstream.utility.run_evaluation_stage",
+    "privacy": "quality.stage.run_privacy_stage",
 }
 
 
