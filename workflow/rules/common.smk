@@ -8,7 +8,11 @@ from tardiff.config import scarcity_tasks, study_pairs, validate_config
 from tardiff.demo import external_seed
 from tardiff.inputs import check_inputs
 from tardiff.io import read_json
-from tardiff.evaluate.downstream.sets import evaluation_draws, generation_draws, selection_draws
+from tardiff.evaluate.downstream.sets import (
+    evaluation_draws,
+    generation_draws,
+    selection_draws,
+)
 from tardiff.evaluate.studies.stage import MAIN, study_draws, study_scale, sweep_draws
 from tardiff.generate import METHODS as DIFFUSION_METHODS
 from tardiff.layout import Layout
