@@ -150,8 +150,9 @@ def stacked_gru_predict(params: Params, x: torch.Tensor, layers: int) -> torch.T
             n.mul_(2).sub_(1)  # tanh(a) = 2 sigmoid(2a) - 1 (torch's CPU tanh is slower)
             state = torch.lerp(n, state, rz[:, h:])
             total += state
-            outputs.append(state) if layer < layers - 1 else None
+            if layer < layers - 1:
+                outputs.append(state)
         inputs = outputs
-    feats = torch.cat([state, total / len(x[0])], 1)  # last and mean, as GRUClassifier.forward
+    feats = torch.cat([state, total / x.shape[1]], 1)  # last and mean, as GRUClassifier.forward
     hid = F.gelu(torch.baddbmm(params["head.0.bias"].unsqueeze(2), params["head.0.weight"], feats))
     return torch.baddbmm(params["head.3.bias"].unsqueeze(2), params["head.3.weight"], hid)[:, 0]

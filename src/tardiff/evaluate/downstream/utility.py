@@ -99,6 +99,7 @@ def evaluation_plan(
 def evaluator_scores(
     evaluator: str,
     plan: Plan,
+    pool: tuple[np.ndarray, np.ndarray],
     inputs: dict[str, np.ndarray],
     settings: EvaluationSettings,
     device: torch.device,
@@ -106,8 +107,9 @@ def evaluator_scores(
 ) -> dict[str, np.ndarray]:
     """Train the plan's models with ``evaluator`` (``gru``:
     :mod:`~tardiff.evaluate.downstream.ensemble`, ``lgbm``:
-    :mod:`~tardiff.evaluate.downstream.trees`); their scores (K, n) on each of ``inputs``."""
-    pool_x, pool_y = plan.pool()
+    :mod:`~tardiff.evaluate.downstream.trees`) on ``pool`` (:meth:`Plan.pool`); their scores
+    (K, n) on each of ``inputs``."""
+    pool_x, pool_y = pool
     log.info("%s: training %d evaluation models on a pool of %d sequences", evaluator,
              len(plan.rows), len(pool_x))  # fmt: skip
     if evaluator == "lgbm":
@@ -234,12 +236,14 @@ def run_evaluation_stage(
              for p, key in zip(synthetic, keys, strict=True)]  # fmt: skip
     plan = evaluation_plan(prepared, draws, settings, study)
     held = prepare_memory_mb(timeseries) + sum(x.nbytes for x, _ in test_sets.values()) / 2**20
-    budget = training_budget_mb(mem_mb, held, plan.pool()[0], "evaluation")
+    pool = plan.pool()
+    budget = training_budget_mb(mem_mb, held, pool[0], "evaluation")
     inputs = {"select": prepared.x["select"], **{k: x for k, (x, _) in test_sets.items()}}
     table = pd.DataFrame(plan.rows).assign(model=np.arange(len(plan.rows)))
     utility, paired = [], []
     for evaluator in settings.evaluators:
-        scores = evaluator_scores(evaluator, plan, inputs, settings, pick_device(device), budget)
+        scores = evaluator_scores(evaluator, plan, pool, inputs, settings, pick_device(device),
+                                  budget)  # fmt: skip
         thresholds = f1_thresholds(prepared.y["select"], scores["select"])
         for name, (_, y) in test_sets.items():
             scored = score_models(y, scores[name], thresholds, settings.bootstrap_resamples, seed)
