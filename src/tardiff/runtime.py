@@ -34,6 +34,14 @@ def pick_device(preference: str = "auto"):
     return torch.device("cpu")
 
 
+def adamw(params, lr: float, weight_decay: float = 0.0):
+    """AdamW (Adam where ``weight_decay`` is 0) as one fused kernel per step: on CPU 1.2x the
+    steps/s of the default per-tensor loop for the demo denoiser (docs/performance.md)."""
+    import torch
+
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     import torch

@@ -259,6 +259,7 @@ class StudySettings(_Section):
 
     pairs: tuple[str, ...]
     sweep_scales: tuple[float, ...]
+    sweep_methods: tuple[str, ...]
     guide_fractions: tuple[float, ...]
     guide_sources: tuple[str, ...]
 

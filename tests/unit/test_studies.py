@@ -49,6 +49,7 @@ GRIDS = ScaleGrids(tardiff=(0.1,), classifier_guidance=())
 STUDIES = StudySettings(
     pairs=("d/mortality",),
     sweep_scales=(-0.1,),
+    sweep_methods=("tardiff",),
     guide_fractions=(0.5,),
     guide_sources=("all", "minority"),
 )
@@ -95,6 +96,7 @@ def test_study_scale_and_variants():
         ("conditional", "tardiff", "classifier_guidance"),
         ScaleGrids(tardiff=(0.1,), classifier_guidance=(0.3,)),
         (-0.1,),
+        ("tardiff",),
         2,
     )
     assert keys[:2] == [("conditional", 0.0, 0), ("conditional", 0.0, 1)]
@@ -103,6 +105,11 @@ def test_study_scale_and_variants():
         ("tardiff", -0.1, 1),
         ("tardiff", 0.1, 0),
         ("tardiff", 0.1, 1),
+    ]
+    # methods outside studies.sweep_methods keep their own grid
+    assert [k for k in keys if k[0] == "classifier_guidance"] == [
+        ("classifier_guidance", 0.3, 0),
+        ("classifier_guidance", 0.3, 1),
     ]
 
 
@@ -154,7 +161,7 @@ def setup(tmp_path_factory, tiny_config):
         root / "selection.json",
     )
     files = {}
-    for method, scale, seed in sweep_draws(METHODS, GRIDS, (-0.1,), 2) + [
+    for method, scale, seed in sweep_draws(METHODS, GRIDS, (-0.1,), ("tardiff",), 2) + [
         ("jitter", None, 0),
         ("jitter", None, 1),
         *(("variant", v, k) for v in range(2) for k in range(2)),
@@ -222,7 +229,7 @@ def test_fidelity_and_privacy_stages(setup):
 
 def test_sweep_stage_scores_every_scale_on_select(setup):
     root, cohort, _, files, s = setup
-    keys = sweep_draws(METHODS, GRIDS, (-0.1,), 2)
+    keys = sweep_draws(METHODS, GRIDS, (-0.1,), ("tardiff",), 2)
     table = run_sweep_stage(
         stays=cohort.stays,
         timeseries=cohort.timeseries,

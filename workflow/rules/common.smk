@@ -140,7 +140,9 @@ def evaluation_inputs(wildcards):
 
 def sweep_inputs(wildcards):
     """Samples and generation records of every scale of the sweep (conditional at 0)."""
-    keys = sweep_draws(METHODS, SCALES, STUDIES.sweep_scales, N_SEEDS)
+    keys = sweep_draws(
+        METHODS, SCALES, STUDIES.sweep_scales, STUDIES.sweep_methods, N_SEEDS
+    )
     files = [LAYOUT.synthetic(wildcards.dataset, wildcards.task,
                               "conditional" if w == 0 else m, w, k) for m, w, k in keys]  # fmt: skip
     return {

@@ -10,6 +10,7 @@ sm = snakemake  # noqa: F821
 setup_logging(sm.log[0])
 use_threads(sm.threads)
 evaluation = EvaluationSettings.from_config(sm.params.evaluation)
+studies = StudySettings.from_config(sm.params.studies)
 run_sweep_stage(
     stays=sm.input.stays,
     timeseries=sm.input.timeseries,
@@ -21,7 +22,8 @@ run_sweep_stage(
     keys=sweep_draws(
         tuple(sm.params.methods),
         ScaleGrids.from_config(sm.params.scales),
-        StudySettings.from_config(sm.params.studies).sweep_scales,
+        studies.sweep_scales,
+        studies.sweep_methods,
         evaluation.seeds,
     ),
     evaluation=evaluation,

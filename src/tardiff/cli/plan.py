@@ -98,8 +98,9 @@ def external_cohort(config, layout: Layout, dataset: str) -> tuple[str, str] | N
 def sweep_keys(config: dict[str, Any]) -> list:
     from tardiff.evaluate.studies.stage import sweep_draws
 
-    sweep = StudySettings.from_config(config["studies"]).sweep_scales
-    return sweep_draws(methods(config), scales(config), sweep, n_seeds(config))
+    studies = StudySettings.from_config(config["studies"])
+    return sweep_draws(methods(config), scales(config), studies.sweep_scales,
+                       studies.sweep_methods, n_seeds(config))  # fmt: skip
 
 
 def pair_targets(config, layout: Layout, dataset: str, task: str) -> list[str]:

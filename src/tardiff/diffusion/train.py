@@ -26,7 +26,7 @@ from tardiff.diffusion.schedule import NoiseSchedule
 from tardiff.io import atomic_path, load_checkpoint, save_checkpoint, write_csv
 from tardiff.layout import DiffusionFiles
 from tardiff.models.denoiser import Denoiser
-from tardiff.runtime import check_memory, measured, pick_device, progress, seed_everything
+from tardiff.runtime import adamw, check_memory, measured, pick_device, progress, seed_everything
 from tardiff.settings import DiffusionSettings
 
 FORMAT = "tardiff.diffusion/1"
@@ -64,7 +64,7 @@ def train_diffusion(
     _warn_eps(schedule)
     model = _build_model(n_features, seq_len, n_classes, settings).to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    opt = adamw(model.parameters(), settings.lr, settings.weight_decay)
     warmup = max(1, settings.warmup_steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / warmup))
 
@@ -135,8 +135,7 @@ def _batch_loss(
 
 @torch.no_grad()
 def _ema_update(ema: Denoiser, model: Denoiser, decay: float) -> None:
-    for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
-        p_ema.lerp_(p, 1 - decay)
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
 
 
 def save_diffusion(

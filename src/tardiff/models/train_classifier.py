@@ -24,7 +24,7 @@ from tardiff.data import Prepared, Transform, prepare, prepare_memory_mb
 from tardiff.io import load_checkpoint, save_checkpoint, write_json
 from tardiff.layout import ClassifierFiles
 from tardiff.models.classifier import build_classifier
-from tardiff.runtime import check_memory, measured, pick_device, progress, seed_everything
+from tardiff.runtime import adamw, check_memory, measured, pick_device, progress, seed_everything
 from tardiff.settings import ClassifierSettings
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def train_classifier(
     criterion = nn.BCEWithLogitsLoss(
         pos_weight=None if pos_weight is None else torch.tensor(pos_weight, device=device)
     )
-    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    opt = adamw(model.parameters(), settings.lr, settings.weight_decay)
     gen = torch.Generator().manual_seed(seed)
     best = {"auprc": -np.inf, "epoch": 0, "state": None}
     history = []

@@ -54,7 +54,7 @@ from tardiff.evaluate.downstream.stacked_gru import (
     stacked_gru_predict,
 )
 from tardiff.models.classifier import build_classifier, unrolled_rnn
-from tardiff.runtime import check_memory, progress
+from tardiff.runtime import adamw, check_memory, progress
 from tardiff.settings import EvaluationModelSettings
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ def _train_one(
     """The reference path: one module (fused GRU) and its own AdamW."""
     x, y = pool
     model = initial_model(x.shape[2], settings, seed).to(x.device)
-    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    opt = adamw(model.parameters(), settings.lr, settings.weight_decay)
     batches = _batches(len(rows), min(settings.batch_size, len(rows)), seed)
     for _ in progress(range(settings.steps), settings.steps, desc, "step"):
         idx = rows[next(batches)].to(x.device)
@@ -229,7 +229,7 @@ def _train_chunk(
         forward = lambda p, _, xb: stacked_gru(p, xb, workspaces)  # noqa: E731
     else:
         forward = _vmapped(copy.deepcopy(models[0]).to("meta"), 0)
-    opt = torch.optim.AdamW(params.values(), lr=settings.lr, weight_decay=settings.weight_decay)
+    opt = adamw(params.values(), settings.lr, settings.weight_decay)
     sizes = [min(settings.batch_size, len(rows)) for rows in members]
     weight = torch.zeros(len(members), max(sizes), device=x.device)  # 1/b, 0 on padding
     for k, size in enumerate(sizes):

@@ -66,6 +66,7 @@ from torch.nn import functional as F
 
 from tardiff.evaluate.downstream.ensemble import train_models
 from tardiff.evaluate.downstream.metrics import auroc
+from tardiff.runtime import adamw
 from tardiff.settings import EvaluationModelSettings, PredictorSettings
 from tardiff.variables import canonical_name, find_variable
 
@@ -201,7 +202,7 @@ def predictive_score(
         model = _NextStep(train.shape[2], settings.hidden)
     model.to(device).train()
     x = torch.as_tensor(train, dtype=torch.float32, device=device)
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    opt = adamw(model.parameters(), settings.lr)
     batches = _batches(len(x), min(settings.batch_size, len(x)), seed)
     for _ in range(settings.steps):
         xb = x[next(batches).to(device)]

@@ -1,7 +1,8 @@
 """The paper's guidance studies on the pairs of ``studies.pairs``.
 
-- **Scale sweep** (Fig. 3, ``scale_sweep.csv``): every scale of each guided method's grid plus the
-  extra ``studies.sweep_scales`` (negative ones included) and 0 (the conditional draw). Per scale:
+- **Scale sweep** (Fig. 3, ``scale_sweep.csv``): every scale of each guided method's grid, the
+  extra ``studies.sweep_scales`` (negative ones included) for the methods of
+  ``studies.sweep_methods``, and 0 (the conditional draw). Per scale:
   the mean sample influence G·∇φℓ of each class (from the generation stage, mean over seeds), TSRTR
   at α = 1 scored on validation ``select`` (AUROC and AUPRC: mean, min and max over seeds; the
   selection's protocol and models) and the real-vs-synthetic discriminator AUROC of seed 0's draw
@@ -85,14 +86,18 @@ MAIN = "main"
 
 
 def sweep_draws(
-    methods: tuple[str, ...], scales: ScaleGrids, extra: Sequence[float], seeds: int
+    methods: tuple[str, ...],
+    scales: ScaleGrids,
+    extra: Sequence[float],
+    extended: Sequence[str],
+    seeds: int,
 ) -> list[DrawKey]:
-    """Draws of the sweep: the conditional one and every guided method at each grid and extra
-    scale; all seeds."""
+    """Draws of the sweep: the conditional one and every guided method at each grid scale, and
+    the methods of ``extended`` at the ``extra`` scales too; all seeds."""
     guided = [m for m in methods if scale_guided(m)]
     keys: list[DrawKey] = [("conditional", 0.0, k) for k in range(seeds)] if guided else []
     for method in guided:
-        grid = sorted({*scales.of(method), *extra})
+        grid = sorted({*scales.of(method), *(extra if method in extended else ())})
         keys += [(method, float(w), k) for w in grid for k in range(seeds)]
     return keys
 
