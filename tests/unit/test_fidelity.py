@@ -7,10 +7,12 @@ import pytest
 import torch
 from scipy import stats
 
+from tardiff.evaluate.quality import fidelity
 from tardiff.evaluate.quality.fidelity import (
     Summary,
     _summary,
     discriminative_score,
+    discriminative_scores,
     marginal_metrics,
     plausibility,
     predictive_score,
@@ -65,6 +67,22 @@ def test_discriminative_score_shifted_distribution_is_separable():
     real, synthetic = _gauss((400, 8, 3), 0), _gauss((300, 8, 3), 1) + 2
     out = discriminative_score(real, synthetic, DISC, 3, 0, device=CPU)
     assert out["disc_auroc"].mean > 0.9 and out["disc_score"].mean > 0.4
+
+
+def test_discriminative_scores_of_several_sets_equal_one_call_per_set(monkeypatch):
+    real = _gauss((60, 8, 3), 0)
+    sets = [_gauss((50, 8, 3), 1) + 0.5, _gauss((70, 8, 3), 2), _gauss((40, 8, 3), 3) - 1]
+    alone = [
+        discriminative_score(real, x, DISC, 2, s, device=CPU)
+        for x, s in zip(sets, (4, 5, 6), strict=True)
+    ]
+    for pool_mb in (1e-3, 256):  # one set per call, then all three in one call
+        monkeypatch.setattr(fidelity, "POOL_MB", pool_mb)
+        together = discriminative_scores(real, sets, [4, 5, 6], DISC, 2, device=CPU)
+        for a, b in zip(alone, together, strict=True):
+            for name in ("disc_score", "disc_auroc"):
+                assert b[name].mean == pytest.approx(a[name].mean, abs=1e-6)
+                assert b[name].runs == a[name].runs == 2
 
 
 def test_summary_is_the_t_interval_over_runs():

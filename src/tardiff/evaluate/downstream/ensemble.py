@@ -135,6 +135,18 @@ class Ensemble:
     def __len__(self) -> int:
         return sum(len(next(iter(params.values()))) for params, _ in self.chunks)
 
+    def subset(self, models: range) -> Ensemble:
+        """The models ``models`` (consecutive, model order) as an ensemble of their own."""
+        chunks, first = [], 0
+        for params, buffers in self.chunks:
+            k = len(next(iter(params.values())))
+            lo, hi = max(models.start - first, 0), min(models.stop - first, k)
+            if lo < hi:
+                chunks.append(({n: p[lo:hi] for n, p in params.items()},
+                               {n: b[lo:hi] for n, b in buffers.items()}))  # fmt: skip
+            first += k
+        return Ensemble(self.template, chunks, self.settings, self.device, self.predict_mb)
+
     @torch.no_grad()
     def predict(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """Float64 logits (K, len(x)) of every model on ``x`` (N, T, C), model order."""

@@ -41,7 +41,8 @@ from tardiff.evaluate.downstream.sets import (
 )
 from tardiff.evaluate.downstream.utility import require_finite
 from tardiff.evaluate.quality.fidelity import (
-    discriminative_score,
+    Summary,
+    discriminative_scores,
     marginal_metrics,
     plausibility,
     predictive_score,
@@ -127,16 +128,13 @@ def _rows(records: list[dict], **keys) -> list[dict]:
 def _set_rows(
     prepared: Prepared,
     x: np.ndarray,
+    disc: dict[str, Summary],
     settings: FidelitySettings,
     seed: int,
-    device,
-    mem_mb: float | None,
 ) -> list[dict]:
-    """Discriminative score, marginals, dynamics and plausibility of one set against train."""
+    """Discriminative scores ``disc``, marginals, dynamics and plausibility of one set against
+    train."""
     real = prepared.x["train"]
-    disc = discriminative_score(
-        real, x, settings.discriminator, settings.runs, seed, device=device, mem_mb=mem_mb
-    )
     records = [
         {"metric": name, "feature": "all", "value": s.mean, "lo": s.low, "hi": s.high}
         for name, s in disc.items()
@@ -167,8 +165,13 @@ def fidelity_table(
     of every draw (module docstring); ``prepared`` holds train, select and test."""
     test = prepared.x["test"]
     judge = train_judge(prepared, settings.judge, seed, device, mem_mb=mem_mb)
+    disc = discriminative_scores(
+        prepared.x["train"], [test, *(d.x for d in draws)],
+        [seed, *(seed + d.key[2] for d in draws)], settings.discriminator, settings.runs,
+        device=device, mem_mb=mem_mb,
+    )  # fmt: skip
     rows = _rows(
-        _set_rows(prepared, test, settings, seed, device, mem_mb)
+        _set_rows(prepared, test, disc[0], settings, seed)
         + judge.records(test, prepared.y["test"]),
         method="real_holdout",
         scale=np.nan,
@@ -181,9 +184,9 @@ def fidelity_table(
         scale=np.nan,
         seed=np.nan,
     )
-    for draw in progress(draws, len(draws), "fidelity", unit="set"):
+    for i, draw in enumerate(progress(draws, len(draws), "fidelity", unit="set")):
         method, scale, k = draw.key
-        records = _set_rows(prepared, draw.x, settings, seed + k, device, mem_mb)
+        records = _set_rows(prepared, draw.x, disc[i + 1], settings, seed + k)
         mae = predictive_score(draw.x, test, settings.predictor, seed + k, device=device)
         records.append({"metric": "pred_mae", "feature": "all", "value": mae})
         rows += _rows(records + judge.records(draw.x, draw.y), method=method, scale=scale, seed=k)

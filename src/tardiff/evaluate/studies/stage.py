@@ -6,7 +6,7 @@
   the mean sample influence G·∇φℓ of each class (from the generation stage, mean over seeds), TSRTR
   at α = 1 scored on validation ``select`` (AUROC and AUPRC: mean, min and max over seeds; the
   selection's protocol and models) and the real-vs-synthetic discriminator AUROC of seed 0's draw
-  (:func:`tardiff.evaluate.quality.fidelity.discriminative_score`) and the label judge's own-label
+  (:func:`tardiff.evaluate.quality.fidelity.discriminative_scores`) and the label judge's own-label
   share of each class (:mod:`tardiff.evaluate.quality.label_fidelity`, the fidelity stage's judge:
   real train, threshold on ``select``; each draw whole, mean over seeds). Nothing here reads test
   data.
@@ -45,7 +45,7 @@ from tardiff.evaluate.downstream.sets import (
     training_budget_mb,
 )
 from tardiff.evaluate.downstream.utility import utility_table
-from tardiff.evaluate.quality.fidelity import discriminative_score
+from tardiff.evaluate.quality.fidelity import discriminative_scores
 from tardiff.evaluate.quality.label_fidelity import LABELS, Judge, metric_name, train_judge
 from tardiff.io import read_json, write_csv
 from tardiff.methods import scale_guided
@@ -118,26 +118,24 @@ def _select_scores(
     return {(r["method"], r["scale"], r["seed"]): s for r, s in zip(plan.rows, scores, strict=True)}
 
 
-def _disc_auroc(
+def _disc_aurocs(
     real: tuple[np.ndarray, np.ndarray],
-    draw: Draw,
+    draws: Sequence[Draw],
     settings: FidelitySettings,
     seed: int,
     device,
     mem_mb,
-) -> tuple[float, float, float]:
-    """Discriminator AUROC of the draw's ``|real|`` samples at the real class ratio."""
-    rows = take(class_orders(draw.y, draw.key[2]), ratio_counts(real[1], 1.0), str(draw.key))
-    s = discriminative_score(
-        real[0],
-        draw.x[rows],
-        settings.discriminator,
-        settings.runs,
-        seed,
-        device=device,
-        mem_mb=mem_mb,
-    )["disc_auroc"]
-    return s.mean, s.low, s.high
+) -> dict[tuple[str, float], tuple[float, float, float]]:
+    """Discriminator AUROC of each draw's ``|real|`` samples at the real class ratio, by
+    (method, scale)."""
+    sets = [d.x[take(class_orders(d.y, d.key[2]), ratio_counts(real[1], 1.0), str(d.key))]
+            for d in draws]  # fmt: skip
+    scores = discriminative_scores(real[0], sets, [seed] * len(sets), settings.discriminator,
+                                   settings.runs, device=device, mem_mb=mem_mb)  # fmt: skip
+    return {
+        d.key[:2]: (s["disc_auroc"].mean, s["disc_auroc"].low, s["disc_auroc"].high)
+        for d, s in zip(draws, scores, strict=True)
+    }
 
 
 def _label_shares(judge: Judge, draws: Sequence[Draw]) -> dict[DrawKey, dict[int, float]]:
@@ -224,11 +222,9 @@ def run_sweep_stage(
     )
     budget = None if mem_mb is None else mem_mb - data_mb
     real = (x["train"], y["train"])
-    disc = {
-        (d.key[0], d.key[1]): _disc_auroc(real, d, fidelity, seed, torch_device, budget)
-        for d in draws
-        if d.key[2] == 0
-    }
+    disc = _disc_aurocs(
+        real, [d for d in draws if d.key[2] == 0], fidelity, seed, torch_device, budget
+    )
     judge = train_judge(prepared, fidelity.judge, seed, torch_device, mem_mb=budget)
     shares = _label_shares(judge, draws)
     table = sweep_table(keys, scores, influence, disc, shares).assign(dataset=dataset, task=task)
