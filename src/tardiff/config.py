@@ -127,6 +127,8 @@ def _check_scales(config: dict[str, Any]) -> None:
 
 
 def _is_demo(entry: dict[str, Any]) -> bool:
+    if entry.get("source") == "yaib":
+        return entry.get("path") is None
     return entry.get("source") in ("mimic3", "eicu") and entry.get("raw_dir") is None
 
 
@@ -143,13 +145,14 @@ def _external(entry: dict[str, Any], name: str) -> dict[str, Any]:
     """A dataset's external population with its source resolved (default: the dataset's)."""
     external = {"source": entry["source"], **entry["external"]}
     key = f"config key 'datasets.{name}.external"
-    if external["source"] == "yaib" and ("path" not in external or len(entry["tasks"]) != 1):
-        raise ConfigError(f"{key}': a YAIB external cohort needs a path and a dataset of one task")
-    if external["source"] != "yaib" and external["raw_dir"] is None and not _is_demo(entry):
+    if _is_demo(external) and not _is_demo(entry):
+        where = "path" if external["source"] == "yaib" else "raw_dir"
         raise ConfigError(
-            f"{key}.raw_dir': only an embedded demo dataset simulates its external population; "
-            "name the external raw tables"
+            f"{key}.{where}': only an embedded demo dataset simulates its external population; "
+            f"name the external {'cohort folder' if where == 'path' else 'raw tables'}"
         )
+    if external["source"] == "yaib" and len(entry["tasks"]) != 1:
+        raise ConfigError(f"{key}': a YAIB external cohort needs a dataset of one task")
     return external
 
 

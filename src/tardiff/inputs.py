@@ -6,7 +6,8 @@ Snakefile (``snakemake -n`` included) fail at once instead of after hours of ups
 
 - :func:`check_features` (no file access): every feature of a MIMIC-III or eICU dataset (and of
   its external population) is one the source can extract, and MIMIC-III ``item_ids`` overrides
-  are consistent. A YAIB feature is a column of its ``dyn.parquet``, checked by :func:`check_files`.
+  are consistent. A YAIB feature is a column of its ``dyn.parquet``, checked by :func:`check_files`
+  (of the simulated YAIB cohort, one of its columns, :data:`tardiff.demo.yaib.CONCEPTS`).
 - :func:`check_files`: every ``raw_dir`` / YAIB ``path`` (the external ones included) is a folder
   holding every table its source reads (all missing ones named at once); a YAIB cohort's files
   have the columns extraction needs and ``dyn.parquet`` a column for every feature. Embedded demo
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tardiff.config import ConfigError
+from tardiff.demo.yaib import CONCEPTS
 from tardiff.extract import eicu, mimic3, yaib
 from tardiff.extract.tables import ExtractError, MissingTableError, find_table
 from tardiff.settings import DatasetSettings
@@ -54,7 +56,9 @@ def _entries(config: dict[str, Any]) -> Iterator[tuple[str, str, DatasetSettings
 
 def _extractable(entry: DatasetSettings) -> list[str]:
     """The catalogue's names a MIMIC-III or eICU source can extract (item ids overridden or
-    not)."""
+    not); the columns of the simulated YAIB cohort."""
+    if entry.source == "yaib":
+        return list(CONCEPTS.values())
     if entry.source == "mimic3":
         return sorted({*(n for n, v in VARIABLES.items() if v.mimic_items), *entry.item_ids})
     return sorted(n for n, v in VARIABLES.items() if v.eicu)
@@ -78,8 +82,8 @@ def check_features(config: dict[str, Any]) -> list[str]:
     """Problems with the features of MIMIC-III and eICU datasets (module docstring)."""
     problems = []
     for dataset_key, key, entry in _entries(config):
-        if entry.source == "yaib":
-            continue
+        if entry.source == "yaib" and not entry.uses_demo:
+            continue  # a cohort's own columns, checked with its files
         where = f" (external population, source {entry.source})" if key != dataset_key else ""
         known = _extractable(entry)
         unknown = [f for f in entry.features if f not in known]

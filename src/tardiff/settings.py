@@ -109,6 +109,8 @@ class DatasetSettings(_Section):
     @property
     def uses_demo(self) -> bool:
         """Whether the raw tables come from the embedded demo simulator."""
+        if self.source == "yaib":
+            return self.path is None
         return self.source in {"mimic3", "eicu"} and self.raw_dir is None
 
 

@@ -17,6 +17,7 @@ from tardiff.generate import METHODS
 from tardiff.guidance.hook import REFERENCE_SCALED, Guidance
 from tardiff.guidance.influence import select_source
 from tardiff.guidance.terms import TERMS
+from tardiff.inputs import check_features
 from tardiff.layout import Layout
 from tardiff.models.classifier import ARCHS
 from tardiff.settings import (
@@ -85,7 +86,7 @@ def test_a_demo_dataset_simulates_an_external_population_and_real_data_names_one
     ("external", "key"),
     [
         ({}, "datasets.r.external.raw_dir"),  # nothing to simulate for real data
-        ({"source": "yaib"}, "datasets.r.external"),  # a YAIB cohort needs its path
+        ({"source": "yaib"}, "datasets.r.external.path"),  # real data: a YAIB cohort needs a path
         ({"n_stays": 5}, "datasets.r.external"),  # misplaced key
     ],
 )
@@ -134,7 +135,6 @@ def test_the_primary_comparison_defaults_and_must_name_an_evaluated_row():
         ({"diffusion": {"timesteps": 1}}, "diffusion.timesteps"),
         ({"generation": {"sampler": "euler"}}, "generation.sampler"),
         ({"unknown_section": {}}, "<top level>"),
-        ({"datasets": {"d": {"source": "yaib", "tasks": {"m": {}}}}}, "datasets.d"),
         ({"datasets": {"bad name": {"source": "eicu"}}}, "datasets"),
         ({"influence": {"batch_size": 3}}, "influence"),
         ({"results_dir": ""}, "results_dir"),
@@ -170,6 +170,17 @@ def test_resolution_must_divide_window():
     bad = {"datasets": {"d": {"source": "eicu", "resolution_minutes": 7}}}
     with pytest.raises(ConfigError, match="datasets.d.resolution_minutes"):
         validate_config(bad)
+
+
+def test_a_yaib_dataset_without_path_is_the_simulated_yaib_cohort():
+    config = validate_config({"datasets": {"y": {"source": "yaib", "tasks": {"mortality": {}}}}})
+    entry = DatasetSettings.from_config(config["datasets"]["y"])
+    assert entry.uses_demo and entry.path is None
+    external = entry.external_entry()  # a demo simulates its external population, here too
+    assert external.source == "yaib" and external.uses_demo
+    bad = {"datasets": {"y": {"source": "yaib", "features": ["hr", "mbp"], "tasks": {"m": {}}}}}
+    problems = check_features(validate_config(bad))
+    assert len(problems) == 2 and "'map' for 'mbp'" in problems[0]  # dataset and external
 
 
 def test_yaib_needs_exactly_one_task():
@@ -260,7 +271,8 @@ def test_dataset_settings_from_every_shipped_config(path):
         typed = DatasetSettings.from_config(entry)
         assert typed.steps * typed.resolution_minutes == 60 * typed.hours
         assert list(typed.tasks) == list(entry["tasks"])
-        assert typed.uses_demo == (entry["source"] != "yaib" and entry["raw_dir"] is None)
+        own_files = entry.get("path") if entry["source"] == "yaib" else entry["raw_dir"]
+        assert typed.uses_demo == (own_files is None)
 
 
 def test_schema_enums_match_dispatch_tables():

@@ -1,4 +1,5 @@
-"""Embedded demo: schemas, quoting, ids, determinism, dirty values, prevalence, atomicity."""
+"""Embedded demo: schemas, quoting, ids, determinism, dirty values, prevalence, atomicity, the
+YAIB layout."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tardiff.demo import eicu, external_seed, mimic3, write_demo
+from tardiff.demo import eicu, external_seed, mimic3, write_demo, yaib
 from tardiff.demo import simulator as sim
 
 N = 150
@@ -253,3 +254,33 @@ def test_the_external_population_has_a_seed_of_its_own():
     main = next(sim.simulate("eicu", 50, seed=0))
     external = next(sim.simulate("eicu", 50, seed=external_seed(0)))
     assert not np.allclose(main.logit, external.logit)  # another draw of the same process
+
+
+def test_yaib_folder_in_yaib_layout(tmp_path):
+    summary = write_demo("yaib", tmp_path / "a", N, seed=3)
+    dyn = pd.read_parquet(tmp_path / "a" / "dyn.parquet")
+    outc = pd.read_parquet(tmp_path / "a" / "outc.parquet")
+    sta = pd.read_parquet(tmp_path / "a" / "sta.parquet")
+    assert summary["rows"] == {"dyn": len(dyn), "outc": N, "sta": N}
+    assert list(dyn.columns) == ["stay_id", "time", *yaib.CONCEPTS.values()]
+    assert pd.api.types.is_timedelta64_dtype(dyn["time"])
+    hours = dyn["time"] / pd.Timedelta(hours=1)
+    assert hours.min() == 0 and hours.max() == 24 and (hours % 1 == 0).all()
+    assert not dyn.duplicated(["stay_id", "time"]).any()
+    # temperature every 4 h, glucose every 6 h, heart rate in about 95 % of the hours
+    assert dyn.loc[hours % 4 != 0, "temp"].isna().all()
+    assert dyn.loc[hours % 4 == 0, "temp"].notna().all()
+    assert dyn.loc[hours % 6 != 0, "glu"].isna().all()
+    assert 0.9 < dyn["hr"].notna().mean() < 1.0
+    assert dyn["o2sat"].dropna().between(55, 100).all()
+    assert dyn["temp"].dropna().between(32, 42).all()
+    # the MIMIC-shaped process: the mimic3 demo's stays and labels of the same seed
+    labels = np.concatenate([b.label for b in sim.simulate("mimic3", N, seed=3)])
+    assert outc["stay_id"].tolist() == list(range(1, N + 1))
+    assert outc["label"].tolist() == labels.astype(int).tolist()
+    assert summary["prevalence"] == pytest.approx(labels.mean())
+    assert sta["age"].between(18, 90).all() and set(sta["sex"]) == {"Female", "Male"}
+    write_demo("yaib", tmp_path / "b", N, seed=3)
+    for name in ("dyn", "outc", "sta"):
+        file = f"{name}.parquet"
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()

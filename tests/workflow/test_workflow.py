@@ -74,6 +74,24 @@ def _check_declared_files(jobs, declared, results):
         )
 
 
+def _check_yaib_cohort(layout, config):
+    """The simulated YAIB folder went through the YAIB path: ricu's names to the fidelity table
+    (plausibility included), hourly steps from the timedelta ``time``."""
+    (name,) = [d for d, e in config["datasets"].items() if e["source"] == "yaib"]
+    entry = config["datasets"][name]
+    raw = Path(layout.raw(name))
+    assert sorted(p.name for p in raw.iterdir()) == ["dyn.parquet", "outc.parquet", "sta.parquet"]
+    dyn = pd.read_parquet(raw / "dyn.parquet")
+    assert pd.api.types.is_timedelta64_dtype(dyn["time"]) and dyn["time"].max() == pd.Timedelta(
+        hours=24
+    )
+    series = pd.read_parquet(layout.cohort(name).timeseries)
+    assert series["step"].max() == entry["hours"] - 1  # the 24 h row is past the window
+    fidelity = pd.read_csv(layout.metrics().fidelity)
+    rows = fidelity[(fidelity.dataset == name) & (fidelity.metric == "out_of_range")]
+    assert {"map", "resp", "o2sat", "all"} <= set(rows["feature"])
+
+
 def _check_evaluation_outputs(layout, config):
     """utility.csv and paired.csv: columns, value ranges, one row per expected combination;
     the selections, figures and tables exist."""
@@ -89,9 +107,9 @@ def _check_evaluation_outputs(layout, config):
     levels = len(ratios) + len(multiples)
     # real and class_weight (TRTR), oversample at every level, each method at TSTR and every level
     per_pair = seeds * (2 + levels + methods * (1 + levels))
-    n_pairs = sum(len(e["tasks"]) for e in config["datasets"].values())
+    n_pairs = {"internal": len(_base_pairs(config)), "external": len(_external_pairs(config))}
     groups = main.groupby(["test_set", "evaluator"]).size().to_dict()  # every model on both sets
-    assert groups == {(t, e): per_pair * n_pairs for t in ("internal", "external")
+    assert groups == {(t, e): per_pair * n_pairs[t] for t in ("internal", "external")
                       for e in ("gru", "lgbm")}  # fmt: skip
     model = ["dataset", "task", "method", "protocol", "ratio", "seed"]
     assert not main.duplicated([*model, "test_set", "evaluator"]).any()
@@ -137,7 +155,10 @@ def _check_paired(layout, config):
     assert paired[["p_value", "p_holm"]].stack().between(0, 1).all()
     primary = paired[paired["primary"]]
     assert sorted(zip(primary.dataset, primary.task, strict=True)) == sorted(_base_pairs(config))
-    assert (primary["test_set"] == "external").all() and (primary["metric"] == "auprc").all()
+    external = set(_external_pairs(config))  # the headline test set: external where there is one
+    pairs = zip(primary.dataset, primary.task, strict=True)
+    expected = ["external" if p in external else "internal" for p in pairs]
+    assert primary["test_set"].tolist() == expected and (primary["metric"] == "auprc").all()
     same = paired["verdict"] == SAME_SAMPLES
     assert (paired.loc[same, "verdict_adj"] == SAME_SAMPLES).all()
     assert (paired.loc[same, "baseline"] != "real").all()
@@ -148,6 +169,11 @@ def _check_paired(layout, config):
 
 def _base_pairs(config):
     return [(d, t) for d, e in config["datasets"].items() for t in e["tasks"]]
+
+
+def _external_pairs(config):
+    """The base pairs whose dataset has an external test population."""
+    return [(d, t) for d, t in _base_pairs(config) if config["datasets"][d]["external"]]
 
 
 def _figures_and_tables(layout, config):
@@ -246,9 +272,13 @@ def test_end_to_end_test_config(test_config_run):
                 assert task in samples.columns and samples[task].nunique() == 2
                 assert not samples.drop(columns=["stay_id", "step", task]).isna().any().any()
         assert Path(layout.manifest(name)).exists()
+        if entry["external"] is None:
+            assert not Path(layout.cohort(name, external=True).stays).exists()
+            continue
         external = pd.read_parquet(layout.cohort(name, external=True).stays)
         assert (external["split"] == "test").all() and 0 < len(external) <= 300
         assert external["age"].head(20).tolist() != stays["age"].head(20).tolist()  # own seed
+    _check_yaib_cohort(layout, config)
     _check_evaluation_outputs(layout, config)
     _check_study_outputs(layout, config)
     again = snakemake(

@@ -1,4 +1,5 @@
-"""Embedded demo: raw MIMIC-III / eICU tables written from a seeded patient simulator."""
+"""Embedded demo: raw MIMIC-III / eICU tables or a YAIB cohort folder written from a seeded
+patient simulator."""
 
 from __future__ import annotations
 
@@ -21,14 +22,15 @@ def external_seed(seed: int) -> int:
 def write_demo(source: str, out_dir: str | os.PathLike, n_stays: int, seed: int, log=None) -> dict:
     """Write the raw tables of ``n_stays`` simulated ICU stays of ``source`` into ``out_dir``.
 
-    ``source`` is ``mimic3`` (``<TABLE>.csv.gz``) or ``eicu`` (``<name>.csv.gz``). The folder is
+    ``source`` is ``mimic3`` (``<TABLE>.csv.gz``), ``eicu`` (``<name>.csv.gz``) or ``yaib``
+    (``dyn``/``outc``/``sta.parquet``, :mod:`tardiff.demo.yaib`). The folder is
     written as a set: into a temporary sibling renamed at the end, so a killed job leaves none.
     Same seed, same bytes. Returns rows per table, label prevalence among adult stays and wall
     time (``wall_s``).
     """
-    from tardiff.demo import eicu, mimic3
+    from tardiff.demo import eicu, mimic3, yaib
 
-    writers = {"mimic3": mimic3.write, "eicu": eicu.write}
+    writers = {"mimic3": mimic3.write, "eicu": eicu.write, "yaib": yaib.write}
     if source not in writers:
         raise ValueError(f"unknown demo source {source!r}; expected one of {sorted(writers)}")
     if n_stays < 1:
