@@ -162,6 +162,21 @@ def test_train_diffusion_takes_the_threads_of_its_rule(tmp_path, monkeypatch):
     assert seen == [training_threads(available_cores(), 5), 1, 3]
 
 
+def test_validate_config_says_what_each_dataset_reads(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "datasets:\n  y: {source: yaib, tasks: {mortality: {}}}\n"
+        f"  m: {{source: mimic3, raw_dir: {tmp_path}, external: null}}\n"
+    )
+    for name in ("PATIENTS", "ADMISSIONS", "ICUSTAYS", "CHARTEVENTS", "LABEVENTS",
+                 "OUTPUTEVENTS", "D_ITEMS", "D_LABITEMS"):  # fmt: skip
+        (tmp_path / f"{name}.csv").write_text("x\n")
+    assert cli.main(["--config", str(config), "validate-config"]) == 0
+    out = capsys.readouterr().out
+    assert "y reads the simulated yaib demo (3000 stays)" in out
+    assert f"m reads {tmp_path} (mimic3)" in out
+
+
 def test_main_makes_idle_torch_workers_sleep_unless_told_otherwise(tmp_path, monkeypatch):
     config = write_config(tmp_path)
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)

@@ -7,7 +7,7 @@ import logging
 from tardiff.cli import plan
 from tardiff.config import ConfigError
 from tardiff.names import scarcity_dataset
-from tardiff.settings import SplitSettings
+from tardiff.settings import DatasetSettings, SplitSettings
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +19,17 @@ def _cmd_validate(args, config, layout):
         check_inputs(config)
     except ConfigError as err:
         raise ConfigError(f"{args.config}: {err}") from None
-    names = ", ".join(config["datasets"])
-    print(f"{args.config}: valid; datasets: {names}; results in {layout.root}/")
+    entries = {name: DatasetSettings.from_config(e) for name, e in config["datasets"].items()}
+    reads = "; ".join(f"{name} reads {_reads(e)}" for name, e in entries.items())
+    print(f"{args.config}: valid; {reads}; results in {layout.root}/")
+
+
+def _reads(entry: DatasetSettings) -> str:
+    """What extraction reads for ``entry``, in words (a simulated demo is named as one, so a
+    forgotten ``raw_dir``/``path`` shows)."""
+    if entry.uses_demo:
+        return f"the simulated {entry.source} demo ({entry.demo.n_stays} stays)"
+    return f"{entry.path if entry.source == 'yaib' else entry.raw_dir} ({entry.source})"
 
 
 def _source(config, args):
