@@ -80,7 +80,8 @@ def _check_yaib_cohort(layout, config):
     (name,) = [d for d, e in config["datasets"].items() if e["source"] == "yaib"]
     entry = config["datasets"][name]
     raw = Path(layout.raw(name))
-    assert sorted(p.name for p in raw.iterdir()) == ["dyn.parquet", "outc.parquet", "sta.parquet"]
+    tables = sorted(p.name for p in raw.iterdir() if not p.name.startswith("."))  # not Snakemake's
+    assert tables == ["dyn.parquet", "outc.parquet", "sta.parquet"]
     dyn = pd.read_parquet(raw / "dyn.parquet")
     assert pd.api.types.is_timedelta64_dtype(dyn["time"]) and dyn["time"].max() == pd.Timedelta(
         hours=24
