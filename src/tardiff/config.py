@@ -19,6 +19,7 @@ import jsonschema
 import yaml
 
 from tardiff.methods import compared
+from tardiff.settings import own_files
 
 SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
     "mimic3": {
@@ -127,9 +128,7 @@ def _check_scales(config: dict[str, Any]) -> None:
 
 
 def _is_demo(entry: dict[str, Any]) -> bool:
-    if entry.get("source") == "yaib":
-        return entry.get("path") is None
-    return entry.get("source") in ("mimic3", "eicu") and entry.get("raw_dir") is None
+    return own_files(entry.get("source"), entry.get("raw_dir"), entry.get("path")) is None
 
 
 def _imply_externals(config: dict[str, Any]) -> None:

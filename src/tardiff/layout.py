@@ -204,7 +204,7 @@ class Layout:
         (``entry``: :meth:`~tardiff.settings.DatasetSettings.external_entry` if ``external``)."""
         if entry.uses_demo:
             return self.raw(dataset, external)
-        return str(entry.path if entry.source == "yaib" else entry.raw_dir)
+        return str(entry.files)
 
     def cohort(self, dataset: str, external: bool = False) -> CohortFiles:
         """The cohort tables (``external``: the external test population's, all stays test)."""

@@ -61,6 +61,13 @@ class ExternalSettings(_Section):
         return cls(**{**section, "path": section.get("path"), "demo": demo})
 
 
+def own_files(source: str | None, raw_dir: str | None, path: str | None) -> str | None:
+    """The folder a dataset (or external population) of ``source`` reads: a YAIB cohort's
+    ``path``, otherwise the ``raw_dir`` of its raw tables; None where it names none, i.e. the
+    embedded demo simulates it."""
+    return path if source == "yaib" else raw_dir
+
+
 @dataclass(frozen=True)
 class DatasetSettings(_Section):
     """One entry of ``datasets:`` with the source's defaults filled in by the validation."""
@@ -107,11 +114,14 @@ class DatasetSettings(_Section):
         return 60 * self.hours // self.resolution_minutes
 
     @property
+    def files(self) -> str | None:
+        """The user's folder extraction reads (:func:`own_files`); None: the embedded demo."""
+        return own_files(self.source, self.raw_dir, self.path)
+
+    @property
     def uses_demo(self) -> bool:
         """Whether the raw tables come from the embedded demo simulator."""
-        if self.source == "yaib":
-            return self.path is None
-        return self.source in {"mimic3", "eicu"} and self.raw_dir is None
+        return self.files is None
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ def _reads(entry: DatasetSettings) -> str:
     forgotten ``raw_dir``/``path`` shows)."""
     if entry.uses_demo:
         return f"the simulated {entry.source} demo ({entry.demo.n_stays} stays)"
-    return f"{entry.path if entry.source == 'yaib' else entry.raw_dir} ({entry.source})"
+    return f"{entry.files} ({entry.source})"
 
 
 def _source(config, args):

@@ -180,7 +180,7 @@ def discriminative_scores(
         raise ValueError(f"discriminative score needs runs >= 1, got {runs}")
     if len(synthetics) != len(seeds):
         raise ValueError(f"one seed per synthetic set: {len(synthetics)} sets, {len(seeds)} seeds")
-    set_mb = 8 * min(len(real), *map(len, synthetics), 2**62) * real[0].size / 2**20
+    set_mb = 8 * len(real) * real[:1].size / 2**20  # two sides of at most |real| rows, float32
     group = max(1, int(POOL_MB // max(set_mb, 1e-9)))
     return [
         score
@@ -199,12 +199,12 @@ def _scores_in_one_call(
     offsets = np.cumsum([0] + [len(pool) for pool, _, _ in sets])
     pool_x = np.concatenate([pool for pool, _, _ in sets])
     pool_y = np.concatenate([np.repeat([1.0, 0.0], len(p) // 2) for p, _, _ in sets])
-    members = [rows + o for (_, m, _), o in zip(sets, offsets, strict=False) for rows in m]
+    members = [rows + o for (_, m, _), o in zip(sets, offsets[:-1], strict=True) for rows in m]
     model_seeds = [s + r for s in seeds for r in range(runs)]
     ensemble = train_models(pool_x, pool_y.astype(np.float32), members, model_seeds, settings,
                             device=device, mem_mb=mem_mb)  # fmt: skip
     out = []
-    for k, ((pool, _, held_out), offset) in enumerate(zip(sets, offsets, strict=False)):
+    for k, ((pool, _, held_out), offset) in enumerate(zip(sets, offsets[:-1], strict=True)):
         logits = ensemble.subset(range(k * runs, (k + 1) * runs)).predict(pool)
         scores, aurocs = [], []
         for r, rows in enumerate(held_out):
