@@ -88,6 +88,12 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     split = config["split"]
     if abs(split["train"] + split["val"] + split["test"] - 1.0) > 1e-6:
         raise ConfigError("config key 'split': train + val + test must sum to 1")
+    if split["folds"] and not cross_validated(config):
+        raise ConfigError(
+            "config key 'split.folds': cross-validation applies to datasets without an external "
+            "test population, and every dataset of this config has one (set a dataset's "
+            "`external: null` to cross-validate it, or split.folds: 0)"
+        )
     for key, pairs in (("evaluation.scarcity.pairs", config["evaluation"]["scarcity"]["pairs"]),
                        ("studies.pairs", config["studies"]["pairs"])):  # fmt: skip
         for dataset, tasks in _tasks_by_dataset(pairs).items():
@@ -97,6 +103,14 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     if named_primary:
         _check_primary(config)
     return config
+
+
+def cross_validated(config: dict[str, Any]) -> list[str]:
+    """The datasets of a validated ``config`` evaluated by cross-validation (``split.folds`` >= 2
+    and no external test population)."""
+    if not config["split"]["folds"]:
+        return []
+    return [d for d, e in config["datasets"].items() if e.get("external") is None]
 
 
 def _did_you_mean(err: jsonschema.ValidationError) -> str:
@@ -183,6 +197,8 @@ def _check_primary(config: dict[str, Any]) -> None:
     without = [d for d, e in config["datasets"].items() if e["external"] is None]
     if primary["test_set"] == "external" and without:
         raise ConfigError(f"{key}.test_set': no external population for {', '.join(without)}")
+    if primary["test_set"] == "fold" and not cross_validated(config):
+        raise ConfigError(f"{key}.test_set': no dataset is cross-validated (split.folds)")
 
 
 def _tasks_by_dataset(pairs: list[str]) -> dict[str, list[str]]:

@@ -15,17 +15,21 @@ and a concrete path. The results root is the config's ``results_dir``.
   ``<task>/synthetic/<method>/w<scale>/``  seed<k>.parquet, seed<k>.json, seed<k>_diagnostics.csv
   ``<task>/synthetic/jitter/``    seed<k>.parquet, seed<k>.json (the non-generative baseline)
   ``<task>/selection.json``       guidance scales scored on validation ``select``, the choice
-  ``<task>/evaluation/``          utility.csv, paired.csv, fidelity.csv, privacy.csv
+  ``<task>/evaluation/``          utility.csv, paired.csv, predictions.parquet (every model's
+                                  internal test scores), fidelity.csv, privacy.csv;
+                                  paired_folds.csv (paired differences pooled over the folds)
   ``<task>/studies/``             scale_sweep.csv, guidance.csv; ``<variant>/influence/`` and
                                   ``<variant>/synthetic/w<scale>/``: a study variant's G, samples
   ``logs/``, ``benchmarks/``      one file per job
   ``manifest.json``               size and SHA-256 of every output
 
 ``results/<dataset>-train<fraction>/``: the data-scarcity study's copy of a dataset whose train
-split keeps ``fraction`` of its stays (same layout). ``results/metrics/``, ``results/figures/``,
-``results/tables/``: every dataset's tidy metrics (utility, paired differences, fidelity, privacy,
-guidance studies; ``summary.json`` and ``curves/``, what DVC shows of them), the figures and the
-tables; ``results/README.md``: the verdict table and the headline, generated with them.
+split keeps ``fraction`` of its stays (same layout). ``results/<dataset>-cv<repeat>.<fold>/``: the
+cohort split for one cross-validation fold (same layout). ``results/metrics/``,
+``results/figures/``, ``results/tables/``: every dataset's tidy metrics (utility, paired
+differences, fidelity, privacy, guidance studies; ``summary.json`` and ``curves/``, what DVC shows
+of them), the figures and the tables; ``results/README.md``: the verdict table and the headline,
+generated with them.
 """
 
 from __future__ import annotations
@@ -93,6 +97,7 @@ def seed_files(cls: type, outputs: Any, seed: int) -> Any:
 class EvaluationFiles(NamedTuple):
     utility: str
     paired: str
+    predictions: str
 
 
 class MetricsFiles(NamedTuple):
@@ -276,7 +281,11 @@ class Layout:
 
     def evaluation(self, dataset: str, task: str) -> EvaluationFiles:
         folder = f"{self.task_dir(dataset, task)}/evaluation"
-        return _in(folder, EvaluationFiles, "utility.csv", "paired.csv")
+        return _in(folder, EvaluationFiles, "utility.csv", "paired.csv", "predictions.parquet")
+
+    def pooled(self, dataset: str, task: str) -> str:
+        """Paired differences pooled over the cross-validation folds of a dataset."""
+        return f"{self.task_dir(dataset, task)}/evaluation/paired_folds.csv"
 
     def fidelity(self, dataset: str, task: str) -> str:
         return f"{self.task_dir(dataset, task)}/evaluation/fidelity.csv"

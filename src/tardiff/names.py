@@ -5,6 +5,8 @@ from __future__ import annotations
 
 #: separator between a dataset's name and a scarcity fraction (``mimic3_demo-train0.25``)
 SCARCITY_TAG = "-train"
+#: separator between a dataset's name and a cross-validation fold (``yaib-cv1.2``: repeat 1, fold 2)
+FOLD_TAG = "-cv"
 
 
 def scale_tag(scale: float | str) -> str:
@@ -15,6 +17,21 @@ def scale_tag(scale: float | str) -> str:
 def scarcity_dataset(dataset: str, fraction: float) -> str:
     """Name (and results folder) of ``dataset`` with ``fraction`` of its train split kept."""
     return f"{dataset}{SCARCITY_TAG}{format(float(fraction), 'g')}"
+
+
+def fold_dataset(dataset: str, repeat: int, fold: int) -> str:
+    """Name (and results folder) of ``dataset`` split for fold ``fold`` of repeat ``repeat``."""
+    return f"{dataset}{FOLD_TAG}{repeat}.{fold}"
+
+
+def parse_fold(name: str) -> tuple[str, str | None]:
+    """(base dataset, fold id ``r<repeat>f<fold>``) of a dataset name (None: not a fold copy);
+    the id is not a number, so tables read it back as text."""
+    base, tag, fold = name.partition(FOLD_TAG)
+    if not tag:
+        return name, None
+    repeat, _, number = fold.partition(".")
+    return base, f"r{repeat}f{number}"
 
 
 def study_variant(source: str, fraction: float) -> str:
@@ -32,6 +49,8 @@ def parse_variant(variant: str) -> tuple[str | None, float]:
 
 
 def parse_dataset(name: str) -> tuple[str, float]:
-    """(base dataset, train fraction) of a dataset name; fraction 1.0 for a base dataset."""
-    base, tag, fraction = name.partition(SCARCITY_TAG)
-    return (base, float(fraction)) if tag else (name, 1.0)
+    """(base dataset, train fraction) of a dataset name; fraction 1.0 for a base dataset and for
+    a cross-validation fold copy."""
+    unfolded = parse_fold(name)[0]
+    base, tag, fraction = unfolded.partition(SCARCITY_TAG)
+    return (base, float(fraction)) if tag else (unfolded, 1.0)

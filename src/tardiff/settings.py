@@ -130,6 +130,8 @@ class SplitSettings(_Section):
     val: float
     test: float
     guide_fraction: float
+    folds: int
+    repeats: int
 
 
 @dataclass(frozen=True)

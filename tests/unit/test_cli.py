@@ -26,12 +26,19 @@ SCRIPTS = sorted(p for p in (ROOT / "workflow" / "scripts").glob("*.py") if p.st
 #: adapters whose subcommand is not their name with dashes
 RENAMED = {"demo_raw": "demo", "extract_cohort": "extract"}
 #: subcommands without --task / without --dataset
-NO_TASK = {"demo", "extract", "scarcity-cohort", "manifest"}
+NO_TASK = {"demo", "extract", "scarcity-cohort", "fold-cohort", "manifest"}
 NO_DATASET = {"metrics", "metrics-summary", "report", "study-report", "efficiency"}
 EXTRA = {
     "generate": ["--method", "tardiff", "--scale", "0.1"],
     "scarcity-cohort": ["--fraction", "0.5"],
+    "fold-cohort": ["--repeat", "1", "--fold", "2"],
 }
+#: config changes of the subcommands of a cross-validation (d without an external population)
+CROSS_VALIDATED = {
+    "datasets": {"d": {"source": "eicu", "demo": {"n_stays": 10}, "external": None}},
+    "split": {"folds": 2},
+}
+CHANGES = {"fold-cohort": CROSS_VALIDATED, "pool-folds": CROSS_VALIDATED}
 
 
 def command_of(script: Path) -> str:
@@ -117,7 +124,7 @@ def test_subcommand_calls_the_adapters_function_with_its_arguments(script, tmp_p
             calls[_name] = set(_params[: len(args)]) | set(kwargs)
 
         monkeypatch.setattr(f"{module}.{name}", record)
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, **CHANGES.get(command_of(script), {}))
     write_selection(Layout(str(tmp_path / "results")))
     mem = ["--mem-mb", "900"] if any("mem_mb" in k for k in expected.values()) else []
     assert cli.main(argv_of(config, command_of(script), *mem)) == 0

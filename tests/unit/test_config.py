@@ -152,6 +152,24 @@ def test_split_must_sum_to_one():
         validate_config({**MINIMAL, "split": {"train": 0.7, "val": 0.1, "test": 0.1}})
 
 
+def test_cross_validation_needs_a_dataset_without_external_population():
+    from tardiff.config import cross_validated
+
+    real = {"source": "mimic3", "raw_dir": "/data/mimic"}  # a real dataset: no external implied
+    demo = {"source": "eicu"}  # a demo dataset: an external population is implied
+    config = validate_config({"datasets": {"r": real, "d": demo}, "split": {"folds": 5}})
+    assert cross_validated(config) == ["r"] and config["split"]["repeats"] == 1
+    assert cross_validated(validate_config({"datasets": {"r": real}})) == []  # folds 0: off
+    with pytest.raises(ConfigError, match="'split.folds': cross-validation applies"):
+        validate_config({"datasets": {"d": demo}, "split": {"folds": 5}})
+    with pytest.raises(ConfigError, match="'split.folds'"):
+        validate_config({"datasets": {"r": real}, "split": {"folds": 1}})
+    fold = {"primary": {"test_set": "fold"}}
+    with pytest.raises(ConfigError, match="no dataset is cross-validated"):
+        validate_config({"datasets": {"r": real}, "evaluation": fold})
+    validate_config({"datasets": {"r": real}, "split": {"folds": 3}, "evaluation": fold})
+
+
 def test_cfg_needs_a_trained_null_label():
     cfg = {"methods": ["conditional", "cfg"]}
     assert validate_config({**MINIMAL, "generation": cfg})["generation"]["scales"]["cfg"]

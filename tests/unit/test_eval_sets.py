@@ -80,6 +80,36 @@ def test_protocol_plan_counts_and_members():
     assert set(plan.seeds) == {0}
 
 
+def test_the_same_samples_twice_are_pooled_once_and_their_models_trained_once():
+    from tardiff.evaluate.downstream.ensemble import train_models
+    from tardiff.settings import EvaluationModelSettings
+
+    plan = Plan()
+    y_real = np.r_[np.zeros(40, int), np.ones(10, int)]
+    rng = np.random.default_rng(0)
+    real_rows = plan.add_data(rng.standard_normal((50, 4, 2)).astype(np.float32), y_real)
+    draw = _draw(80, 20)
+    for key in (("conditional", 0.0, 0), ("tardiff", 0.0, 0), ("conditional", 0.0, 1)):
+        twin = Draw(key, draw.x, draw.y)  # tardiff at scale 0: conditional's samples
+        add_protocols(plan, real_rows, y_real, twin, ratios=(1.0,), multiples=(), tstr=True)
+    assert len(plan.pool()[0]) == 150  # the draw's samples pooled once
+    firsts, inverse = plan.distinct()
+    assert firsts == [0, 1, 4, 5] and inverse.tolist() == [0, 1, 0, 1, 2, 3]  # seed 1 differs
+    plan.add_model(real_rows, 0, (1.0, 4.0))
+    plan.add_model(real_rows, 0, (1.0, 1.0))
+    assert plan.distinct()[1].tolist()[-2:] == [4, 5]  # other class weights: another model
+    settings = EvaluationModelSettings.from_config(
+        {"arch": "gru", "hidden": 4, "layers": 1, "lr": 0.01, "weight_decay": 0.0,
+         "batch_size": 16, "steps": 5}
+    )  # fmt: skip
+    x, y = plan.pool()
+    every = train_models(x, y, plan.members, plan.seeds, settings, device="cpu",
+                         class_weights=plan.class_weights).predict(x)  # fmt: skip
+    once = train_models(x, y, [plan.members[k] for k in firsts[:4]], plan.seeds[:1] * 2 + [1, 1],
+                        settings, device="cpu").predict(x)  # fmt: skip
+    assert np.allclose(every[:6], once[inverse[:6]], atol=1e-6)  # training: rows and seed alone
+
+
 def test_corrections_weight_real_train_and_duplicate_its_minority():
     assert balanced_weights(np.r_[np.zeros(30, int), np.ones(10, int)]) == (40 / 60, 40 / 20)
     with pytest.raises(ValueError, match="both classes"):

@@ -49,6 +49,7 @@ def _all_paths(layout: Layout, dataset: str, task: str, method: str, seed: int |
         "draw": layout.draw(dataset, task, method, 0.1, seed),
         "selection": layout.selection(dataset, task),
         "evaluation": layout.evaluation(dataset, task),
+        "pooled": layout.pooled(dataset, task),
         "metrics": layout.metrics(),
         "metrics_summary": layout.metrics_summary(),
         "metrics_curves": layout.metrics_curves(),
@@ -103,7 +104,7 @@ BUNDLES = ("cohort_inputs", "generation_inputs", "draw", "synthetic_seeds", "jit
            "variant_seeds")  # fmt: skip
 # how many of (dataset, task, method, seed) each file depends on
 SCOPE = {"cohort": 1, "manifest": 1, "classifier": 2, "influence": 2, "diffusion": 2, "log": 2}
-SCOPE |= {"benchmark": 2, "synthetic": 4, "selection": 2, "evaluation": 2}
+SCOPE |= {"benchmark": 2, "synthetic": 4, "selection": 2, "evaluation": 2, "pooled": 2}
 SCOPE |= {"jitter": 2, "metrics": 0, "report": 0, "run_log": 0}  # jitter: (dataset, task, seed)
 SCOPE |= {"fidelity": 2, "privacy": 2, "studies": 2, "samples_figure": 2, "study_report": 0}
 SCOPE |= {"efficiency": 0, "variant_influence": 2, "variant_synthetic": 2}  # + variant, seed

@@ -74,6 +74,16 @@ def test_the_primary_row_is_on_the_headline_test_set():
     assert on_headline_test_set(only_internal).all()
 
 
+def test_the_headline_test_set_is_external_then_the_folds_then_internal():
+    paired = _paired(ROWS[:2] + [("fold", "tardiff", "conditional", 1.0, "auprc", 0.0, 0.01,
+                                  NO_DIFFERENCE)])  # fmt: skip
+    assert on_headline_test_set(paired).tolist() == [False, True, False]
+    cross_validated = paired[paired.test_set != "external"]
+    assert on_headline_test_set(cross_validated).tolist() == [False, True]
+    fold = PrimarySettings(**{**PRIMARY.to_dict(), "test_set": "fold"})
+    assert primary_rows(paired, fold).tolist() == [False, False, True]
+
+
 def test_adjust_keeps_the_primary_leaves_out_same_samples_and_holm_adjusts_the_rest():
     paired = _paired(ROWS)
     out = adjust(paired, PRIMARY)

@@ -29,7 +29,7 @@ TABLE1 = [("TRTR", "real"), ("TRTR", "class_weight"), ("TSTR", "conditional"),
 def _row(rng, dataset, method, protocol, ratio=np.nan, fraction=1.0, seed=0, test_set="internal",
          evaluator="gru"):  # fmt: skip
     row = dict(dataset=dataset, task=TASK, test_set=test_set, evaluator=evaluator, method=method,
-               protocol=protocol, ratio=ratio, fraction=fraction, seed=seed,
+               protocol=protocol, ratio=ratio, fraction=fraction, fold=None, seed=seed,
                scale=SCALES.get(method, np.nan), f1_threshold=0.5, n_real=100,
                n_synthetic=0 if protocol == "TRTR" else 100)  # fmt: skip
     for m in METRICS:

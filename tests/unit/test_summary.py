@@ -30,7 +30,8 @@ def utility_rows(*rows: tuple, test_set: str = "internal", evaluator: str = "gru
     other columns get filler values."""
     keys = ("dataset", "task", "method", "protocol", "ratio", "fraction", "seed", "auroc", "auprc")
     frame = pd.DataFrame([dict(zip(keys, row, strict=True)) for row in rows])
-    filler = {"scale": NAN, "minority_f1": 0.5, "f1_threshold": 0.0, "n_real": 10, "n_synthetic": 5}
+    filler = {"scale": NAN, "fold": None, "minority_f1": 0.5, "f1_threshold": 0.0, "n_real": 10,
+              "n_synthetic": 5}  # fmt: skip
     frame = frame.assign(test_set=test_set, evaluator=evaluator)
     frame = frame.assign(**filler)
     for metric in ("auroc", "auprc", "minority_f1"):

@@ -19,6 +19,7 @@ from tardiff.evaluate.reporting.collect import COLLECTED_PAIRED_COLUMNS
 from tardiff.evaluate.reporting.headline import headline_problems
 from tardiff.evaluate.studies.stage import GUIDANCE_COLUMNS, SWEEP_COLUMNS
 from tardiff.layout import Layout
+from tardiff.names import fold_dataset, parse_fold
 
 TEST_CONFIG = ROOT / "config/test.yaml"
 
@@ -108,11 +109,15 @@ def _check_evaluation_outputs(layout, config):
     levels = len(ratios) + len(multiples)
     # real and class_weight (TRTR), oversample at every level, each method at TSTR and every level
     per_pair = seeds * (2 + levels + methods * (1 + levels))
-    n_pairs = {"internal": len(_base_pairs(config)), "external": len(_external_pairs(config))}
-    groups = main.groupby(["test_set", "evaluator"]).size().to_dict()  # every model on both sets
-    assert groups == {(t, e): per_pair * n_pairs[t] for t in ("internal", "external")
+    n_pairs = {"internal": len(_base_pairs(config)), "external": len(_external_pairs(config)),
+               "fold": len(_fold_pairs(config)) * _n_folds(config)}  # fmt: skip
+    groups = main.groupby(["test_set", "evaluator"]).size().to_dict()  # every model on each set
+    assert groups == {(t, e): per_pair * n_pairs[t] for t in ("internal", "external", "fold")
                       for e in ("gru", "lgbm")}  # fmt: skip
-    model = ["dataset", "task", "method", "protocol", "ratio", "seed"]
+    folds = main[main["test_set"] == "fold"]
+    assert set(folds["fold"]) == {f"r1f{f}" for f in range(1, _n_folds(config) + 1)}
+    assert main.loc[main["test_set"] != "fold", "fold"].isna().all()
+    model = ["dataset", "task", "fold", "method", "protocol", "ratio", "seed"]
     assert not main.duplicated([*model, "test_set", "evaluator"]).any()
     scarce = utility[utility["fraction"] < 1.0]
     fractions = [f for f in ev["scarcity"]["fractions"] if f < 1]
@@ -122,14 +127,20 @@ def _check_evaluation_outputs(layout, config):
     )  # + class_weight, oversample
     assert set(scarce["protocol"]) == {"TRTR", "TSRTR"} and (scarce["ratio"].dropna() == 1).all()
     _check_paired(layout, config)
+    folds = {(d, t): [fold_dataset(d, 1, f) for f in range(1, _n_folds(config) + 1)]
+             for d, t in _fold_pairs(config)}  # fmt: skip
     for name, entry in config["datasets"].items():
         for task in entry["tasks"]:
-            selection = json.loads(Path(layout.selection(name, task)).read_text())
-            assert set(selection["methods"]) == {"tardiff", "classifier_guidance", "cfg"}
-            rows = main[(main.dataset == name) & (main.task == task)]
-            for method, chosen in rows.groupby("method")["scale"]:
-                if method in selection["methods"]:
-                    assert (chosen == selection["methods"][method]["chosen"]).all()
+            here = main[(main.dataset == name) & (main.task == task)]
+            copies = [(name, here[here.test_set != "fold"])]  # the dataset's own split, then
+            copies += [(c, here[here.fold == parse_fold(c)[1]])
+                       for c in folds.get((name, task), [])]  # fmt: skip
+            for copy, rows in copies:  # its folds: each evaluated at its own chosen scales
+                selection = json.loads(Path(layout.selection(copy, task)).read_text())
+                assert set(selection["methods"]) == {"tardiff", "classifier_guidance", "cfg"}
+                for method, chosen in rows.groupby("method")["scale"]:
+                    if method in selection["methods"]:
+                        assert (chosen == selection["methods"][method]["chosen"]).all()
     for path in layout.report():
         assert Path(path).stat().st_size > 0, path
 
@@ -148,7 +159,7 @@ def _check_paired(layout, config):
         "tardiff",
     }
     assert set(paired["evaluator"]) == {"gru", "lgbm"}
-    assert set(paired["test_set"]) == {"internal", "external"}
+    assert set(paired["test_set"]) == {"internal", "external", "fold"}
     assert (paired["delta_lo"] <= paired["delta_hi"]).all()
     assert (paired["delta_lo_adj"] <= paired["delta_hi_adj"]).all()
     numbers = paired.select_dtypes("number").drop(columns="ratio")
@@ -156,9 +167,12 @@ def _check_paired(layout, config):
     assert paired[["p_value", "p_holm"]].stack().between(0, 1).all()
     primary = paired[paired["primary"]]
     assert sorted(zip(primary.dataset, primary.task, strict=True)) == sorted(_base_pairs(config))
-    external = set(_external_pairs(config))  # the headline test set: external where there is one
-    pairs = zip(primary.dataset, primary.task, strict=True)
-    expected = ["external" if p in external else "internal" for p in pairs]
+    # the headline test set: external where there is one, else the pooled folds
+    external, folds = set(_external_pairs(config)), set(_fold_pairs(config))
+    pairs = list(zip(primary.dataset, primary.task, strict=True))
+    expected = ["external" if p in external else "fold" if p in folds else "internal"
+                for p in pairs]  # fmt: skip
+    assert folds and not any(p in external for p in folds)
     assert primary["test_set"].tolist() == expected and (primary["metric"] == "auprc").all()
     same = paired["verdict"] == SAME_SAMPLES
     assert (paired.loc[same, "verdict_adj"] == SAME_SAMPLES).all()
@@ -175,6 +189,34 @@ def _base_pairs(config):
 def _external_pairs(config):
     """The base pairs whose dataset has an external test population."""
     return [(d, t) for d, t in _base_pairs(config) if config["datasets"][d]["external"]]
+
+
+def _fold_pairs(config):
+    """The base pairs cross-validated (split.folds; datasets without an external population)."""
+    return [(d, t) for d, t in _base_pairs(config) if not config["datasets"][d]["external"]]
+
+
+def _n_folds(config):
+    return config["split"]["folds"] * config["split"]["repeats"]
+
+
+def _check_folds(layout, config):
+    """Each fold copy holds the base cohort's stays; every subject is a test subject in exactly
+    one fold; the pooled rows cover every arm of a fold's own paired table."""
+    for dataset, task in _fold_pairs(config):
+        base = pd.read_parquet(layout.cohort(dataset).stays)
+        tested = []
+        for fold in range(1, config["split"]["folds"] + 1):
+            stays = pd.read_parquet(layout.cohort(fold_dataset(dataset, 1, fold)).stays)
+            assert sorted(stays["stay_id"]) == sorted(base["stay_id"])
+            assert (stays.groupby("subject_id")["split"].nunique() == 1).all()
+            tested += stays.loc[stays["split"] == "test", "stay_id"].tolist()
+            own = pd.read_csv(layout.evaluation(fold_dataset(dataset, 1, fold), task).paired)
+        assert sorted(tested) == sorted(base["stay_id"])
+        pooled = pd.read_csv(layout.pooled(dataset, task))
+        arms = ["evaluator", "method", "baseline", "protocol", "ratio", "metric"]
+        assert len(pooled) == len(own) and (pooled["test_set"] == "fold").all()
+        assert pooled[arms].merge(own[arms], how="outer", indicator=True)["_merge"].eq("both").all()
 
 
 def _figures_and_tables(layout, config):
@@ -280,6 +322,7 @@ def test_end_to_end_test_config(test_config_run):
         assert (external["split"] == "test").all() and 0 < len(external) <= 300
         assert external["age"].head(20).tolist() != stays["age"].head(20).tolist()  # own seed
     _check_yaib_cohort(layout, config)
+    _check_folds(layout, config)
     _check_evaluation_outputs(layout, config)
     _check_study_outputs(layout, config)
     again = snakemake(

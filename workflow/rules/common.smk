@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from tardiff.config import scarcity_tasks, study_pairs, validate_config
+from tardiff.config import cross_validated, scarcity_tasks, study_pairs, validate_config
 from tardiff.demo import external_seed
 from tardiff.inputs import check_inputs
 from tardiff.io import read_json
@@ -17,8 +17,11 @@ from tardiff.evaluate.studies.stage import MAIN, study_draws, study_scale, sweep
 from tardiff.generate import METHODS as DIFFUSION_METHODS
 from tardiff.layout import Layout
 from tardiff.names import (
+    FOLD_TAG,
     SCARCITY_TAG,
+    fold_dataset,
     parse_dataset,
+    parse_fold,
     parse_variant,
     scale_tag,
     scarcity_dataset,
@@ -57,7 +60,19 @@ SCARCITY_PAIRS = [
     if f < 1
     for t in tasks
 ]
-PAIRS = BASE_PAIRS + SCARCITY_PAIRS
+# dataset -> its cross-validation fold copies (split.folds; the datasets without an external
+# population), and their pairs: every model stage runs on each copy, the paired rows are pooled
+SPLIT = CFG["split"]
+FOLD_COPIES = {
+    d: [fold_dataset(d, r, f) for r in range(1, SPLIT["repeats"] + 1)
+        for f in range(1, SPLIT["folds"] + 1)]
+    for d in cross_validated(CFG)
+}  # fmt: skip
+FOLD_PAIRS = [(c, t) for d, copies in FOLD_COPIES.items() for c in copies for t in DATASETS[d]["tasks"]]  # fmt: skip
+PAIRS = BASE_PAIRS + SCARCITY_PAIRS + FOLD_PAIRS
+# the pairs evaluated on their own (every pair but the fold copies, which are pooled)
+SINGLE_PAIRS = BASE_PAIRS + SCARCITY_PAIRS
+POOLED_PAIRS = [(d, t) for d in FOLD_COPIES for t in DATASETS[d]["tasks"]]
 # the guidance studies (scale sweep, guidance-set size and source) and their variants of G
 STUDY_PAIRS = study_pairs(CFG)
 STUDIES = StudySettings.from_config(CFG["studies"])
@@ -101,7 +116,7 @@ BASE_DATASET = "|".join(DATASETS)
 
 
 wildcard_constraints:
-    dataset=f"({BASE_DATASET})({SCARCITY_TAG}[0-9.e-]+)?",
+    dataset=f"({BASE_DATASET})({SCARCITY_TAG}[0-9.e-]+|{FOLD_TAG}[0-9]+\\.[0-9]+)?",
     task="[A-Za-z0-9_]+",
     method="|".join(DIFFUSION_METHODS),
     scale=r"-?[0-9.e+-]+",
@@ -170,6 +185,12 @@ def variant_influence_settings(wildcards):
     return {**CFG["influence"], "source": source or MAIN_SOURCE}
 
 
+def fold_predictions(wildcards):
+    """Every fold copy's model scores of one dataset and task, in fold order."""
+    copies = FOLD_COPIES[wildcards.dataset]
+    return [LAYOUT.evaluation(c, wildcards.task).predictions for c in copies]
+
+
 def pair_targets(dataset, task):
     """Every model, sample and evaluation file of one (dataset, task) pair."""
     targets = [*LAYOUT.classifier(dataset, task), *LAYOUT.influence(dataset, task)]
@@ -191,6 +212,7 @@ def dataset_targets(dataset):
     targets = list(LAYOUT.cohort(dataset))
     if dataset in EXTERNAL:
         targets += LAYOUT.cohort(dataset, external=True)
+    targets += [LAYOUT.pooled(d, t) for d, t in POOLED_PAIRS if d == dataset]
     for d, t in PAIRS:
         if parse_dataset(d)[0] == dataset:
             targets += pair_targets(d, t) + (
@@ -203,7 +225,8 @@ def metrics_inputs():
     """Every pair's tidy tables, by kind (the fields of ``MetricsFiles``)."""
     return {
         "utility": [LAYOUT.evaluation(d, t).utility for d, t in PAIRS],
-        "paired": [LAYOUT.evaluation(d, t).paired for d, t in PAIRS],
+        "paired": [LAYOUT.evaluation(d, t).paired for d, t in SINGLE_PAIRS]
+        + [LAYOUT.pooled(d, t) for d, t in POOLED_PAIRS],
         "fidelity": [LAYOUT.fidelity(d, t) for d, t in BASE_PAIRS],
         "privacy": [LAYOUT.privacy(d, t) for d, t in BASE_PAIRS],
         "sweep": [LAYOUT.studies(d, t).sweep for d, t in STUDY_PAIRS],

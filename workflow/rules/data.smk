@@ -117,6 +117,29 @@ rule scarcity_cohort:
         "../scripts/scarcity_cohort.py"
 
 
+rule fold_cohort:
+    """A cross-validation fold's copy of a cohort: the same stays with that fold's splits."""
+    input:
+        **LAYOUT.cohort_inputs("{base}"),
+    output:
+        **LAYOUT.cohort(f"{{base}}{FOLD_TAG}{{repeat}}.{{fold}}")._asdict(),
+    log:
+        LAYOUT.log(f"{{base}}{FOLD_TAG}{{repeat}}.{{fold}}", "fold_cohort"),
+    wildcard_constraints:
+        base=BASE_DATASET,
+        repeat="[0-9]+",
+        fold="[0-9]+",
+    conda:
+        "../../envs/data.yaml"
+    params:
+        task=lambda wc: next(iter(DATASETS[wc.base]["tasks"])),
+        split=section("split"),
+        seed=CFG["seed"],
+        code=source_hash("folds", "extract", "io", "layout", "settings"),
+    script:
+        "../scripts/fold_cohort.py"
+
+
 rule manifest:
     """Checksums of every output of a dataset (what DVC and users compare)."""
     input:

@@ -54,6 +54,26 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
+rule pool_folds:
+    """Paired differences pooled over a dataset's cross-validation folds (split.folds)."""
+    input:
+        predictions=fold_predictions,
+    output:
+        LAYOUT.pooled("{dataset}", "{task}"),
+    log:
+        LAYOUT.log("{dataset}", "pool_folds", "{task}"),
+    wildcard_constraints:
+        dataset=BASE_DATASET,
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        resamples=CFG["evaluation"]["bootstrap_resamples"],
+        seed=CFG["seed"],
+        code=source_hash("evaluate", "io", "layout"),
+    script:
+        "../scripts/pool_folds.py"
+
+
 rule metrics:
     """Every dataset's tidy tables: utility rows, paired differences, fidelity, privacy and the
     guidance studies."""
@@ -97,7 +117,7 @@ rule report:
     input:
         utility=LAYOUT.metrics().utility,
         paired=LAYOUT.metrics().paired,
-        selections=[LAYOUT.selection(d, t) for d, t in PAIRS],
+        selections=[LAYOUT.selection(d, t) for d, t in SINGLE_PAIRS],
     output:
         **{
             name: report(path, caption=report_caption(name), category="Utility")

@@ -1,4 +1,5 @@
-"""Data steps: config check, embedded demo, extraction, data-scarcity copies, manifest."""
+"""Data steps: config check, embedded demo, extraction, data-scarcity and cross-validation fold
+copies, manifest."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 
 from tardiff.cli import plan
 from tardiff.config import ConfigError
-from tardiff.names import scarcity_dataset
+from tardiff.names import fold_dataset, scarcity_dataset
 from tardiff.settings import DatasetSettings, SplitSettings
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,25 @@ def _cmd_scarcity(args, config, layout):
     )
 
 
+def _cmd_fold_cohort(args, config, layout):
+    from tardiff.folds import run_fold_cohort_stage
+
+    if args.dataset not in plan.fold_copies(config):
+        raise ConfigError(f"dataset '{args.dataset}' is not cross-validated (split.folds)")
+    split = SplitSettings.from_config(config["split"])
+    if not 1 <= args.repeat <= split.repeats or not 1 <= args.fold <= split.folds:
+        raise ValueError(f"--repeat 1..{split.repeats} and --fold 1..{split.folds}")
+    run_fold_cohort_stage(
+        **layout.cohort_inputs(args.dataset),
+        out=layout.cohort(fold_dataset(args.dataset, args.repeat, args.fold)),
+        task=next(iter(config["datasets"][args.dataset]["tasks"])),
+        split=split,
+        repeat=args.repeat,
+        fold=args.fold,
+        seed=config["seed"],
+    )
+
+
 def _cmd_manifest(args, config, layout):
     from tardiff.provenance import write_manifest
 
@@ -105,5 +125,10 @@ def register(add) -> None:
             "cohort copy keeping a share of the train stays (data-scarcity study)",
             dataset="base", task=False)  # fmt: skip
     p.add_argument("--fraction", type=float, required=True, help="share of train stays kept")
+    p = add("fold-cohort", _cmd_fold_cohort,
+            "cohort copy with one cross-validation fold's splits (split.folds)",
+            dataset="base", task=False)  # fmt: skip
+    p.add_argument("--repeat", type=int, required=True, help="repeat (1-based)")
+    p.add_argument("--fold", type=int, required=True, help="fold (1-based)")
     add("manifest", _cmd_manifest, "checksums of every output of a dataset",
         dataset="base", task=False)  # fmt: skip

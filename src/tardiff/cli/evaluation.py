@@ -4,6 +4,7 @@ and the guidance studies."""
 from __future__ import annotations
 
 from tardiff.cli import plan
+from tardiff.config import ConfigError
 from tardiff.names import parse_dataset
 from tardiff.runtime import use_threads
 from tardiff.settings import (
@@ -163,6 +164,22 @@ def _cmd_guidance_study(args, config, layout):
     )
 
 
+def _cmd_pool_folds(args, config, layout):
+    from tardiff.evaluate.downstream.folds import run_pooled_stage
+
+    copies = plan.fold_copies(config).get(args.dataset)
+    if not copies:
+        raise ConfigError(f"dataset '{args.dataset}' is not cross-validated (split.folds)")
+    run_pooled_stage(
+        predictions=[layout.evaluation(c, args.task).predictions for c in copies],
+        dataset=args.dataset,
+        task=args.task,
+        out=layout.pooled(args.dataset, args.task),
+        resamples=config["evaluation"]["bootstrap_resamples"],
+        seed=config["seed"],
+    )
+
+
 def register(add) -> None:
     """Add this group's subcommands (``add`` as in :func:`tardiff.cli.build_parser`)."""
     torch = {"threads": True, "mem": True}
@@ -170,6 +187,8 @@ def register(add) -> None:
         "choose each guided method's scale on validation select", **torch)  # fmt: skip
     add("evaluate", _cmd_evaluate,
         "TRTR / TSTR / TSRTR / minority-only utility on real test", **torch)  # fmt: skip
+    add("pool-folds", _cmd_pool_folds,
+        "paired differences pooled over the cross-validation folds", dataset="base")  # fmt: skip
     add("fidelity", _cmd_fidelity, "fidelity of the evaluated synthetic sets",
         dataset="base", **torch)  # fmt: skip
     add("privacy", _cmd_privacy, "privacy of the evaluated synthetic sets",

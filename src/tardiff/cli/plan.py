@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tardiff.config import ConfigError, scarcity_tasks, study_pairs
+from tardiff.config import ConfigError, cross_validated, scarcity_tasks, study_pairs
 from tardiff.io import read_json
 from tardiff.layout import Layout
-from tardiff.names import parse_dataset, scale_tag, scarcity_dataset
+from tardiff.names import fold_dataset, parse_dataset, parse_fold, scale_tag, scarcity_dataset
 from tardiff.settings import DatasetSettings, ScaleGrids, StudySettings
 
 
@@ -38,12 +38,32 @@ def base_pairs(config: dict[str, Any]) -> list[tuple[str, str]]:
     return [(d, t) for d, entry in config["datasets"].items() for t in entry["tasks"]]
 
 
-def pairs(config: dict[str, Any]) -> list[tuple[str, str]]:
+def fold_copies(config: dict[str, Any]) -> dict[str, list[str]]:
+    """Each cross-validated dataset's fold copies, repeat by repeat (``split.folds``)."""
+    split = config["split"]
+    return {d: [fold_dataset(d, r, f) for r in range(1, split["repeats"] + 1)
+                for f in range(1, split["folds"] + 1)]
+            for d in cross_validated(config)}  # fmt: skip
+
+
+def single_pairs(config: dict[str, Any]) -> list[tuple[str, str]]:
     """The config's (dataset, task) pairs, then the data-scarcity study's reduced copies."""
     fractions = config["evaluation"]["scarcity"]["fractions"]
     scarce = [(scarcity_dataset(d, f), t) for d, tasks in scarcity_tasks(config).items()
               for f in fractions if f < 1 for t in tasks]  # fmt: skip
     return base_pairs(config) + scarce
+
+
+def pooled_pairs(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (dataset, task) pairs whose paired differences are pooled over folds."""
+    return [(d, t) for d in fold_copies(config) for t in config["datasets"][d]["tasks"]]
+
+
+def pairs(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """:func:`single_pairs`, then the cross-validation fold copies' pairs."""
+    folds = [(c, t) for d, copies in fold_copies(config).items() for c in copies
+             for t in config["datasets"][d]["tasks"]]  # fmt: skip
+    return single_pairs(config) + folds
 
 
 def variants(config: dict[str, Any]) -> list[str]:
@@ -127,6 +147,7 @@ def dataset_targets(config, layout: Layout, dataset: str) -> list[str]:
     targets = list(layout.cohort(dataset))
     if entry(config, dataset).external is not None:
         targets += layout.cohort(dataset, external=True)
+    targets += [layout.pooled(d, t) for d, t in pooled_pairs(config) if d == dataset]
     for d, t in pairs(config):
         if parse_dataset(d)[0] == dataset:
             targets += pair_targets(config, layout, d, t)
@@ -148,13 +169,18 @@ def benchmark_jobs(config: dict[str, Any]) -> list[str]:
 def check_target(config: dict[str, Any], dataset: str, task: str | None, base_only: bool) -> None:
     """Fail with the reason unless the config has ``dataset`` (and ``task`` for it)."""
     base, fraction = parse_dataset(dataset)
+    fold = parse_fold(dataset)[1]
     if base not in config["datasets"]:
         raise ConfigError(f"config key 'datasets.{base}' does not exist")
-    if fraction != 1 and base_only:
-        raise ConfigError(f"'{dataset}' is a data-scarcity copy; this step runs on '{base}' only")
+    if (fraction != 1 or fold) and base_only:
+        kind = "cross-validation fold" if fold else "data-scarcity"
+        raise ConfigError(f"'{dataset}' is a {kind} copy; this step runs on '{base}' only")
     known = [t for d, t in pairs(config) if d == dataset]
     if fraction != 1 and not known:
         raise ConfigError(f"'{dataset}' is not a data-scarcity copy of this config "
                           "(evaluation.scarcity.pairs, fractions)")  # fmt: skip
+    if fold and not known:
+        raise ConfigError(f"'{dataset}' is not a cross-validation fold copy of this config "
+                          "(split.folds, split.repeats; datasets without external)")  # fmt: skip
     if task is not None and task not in known:
         raise ConfigError(f"dataset '{dataset}' has no task '{task}' (tasks: {', '.join(known)})")

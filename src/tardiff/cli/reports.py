@@ -12,7 +12,8 @@ def _metrics_inputs(config, layout) -> dict[str, list[str]]:
     pairs, base, studied = plan.pairs(config), plan.base_pairs(config), study_pairs(config)
     return {
         "utility": [layout.evaluation(d, t).utility for d, t in pairs],
-        "paired": [layout.evaluation(d, t).paired for d, t in pairs],
+        "paired": [layout.evaluation(d, t).paired for d, t in plan.single_pairs(config)]
+        + [layout.pooled(d, t) for d, t in plan.pooled_pairs(config)],
         "fidelity": [layout.fidelity(d, t) for d, t in base],
         "privacy": [layout.privacy(d, t) for d, t in base],
         "sweep": [layout.studies(d, t).sweep for d, t in studied],
@@ -46,7 +47,7 @@ def _cmd_report(args, config, layout):
     write_report(
         utility=layout.metrics().utility,
         paired=layout.metrics().paired,
-        selections=[layout.selection(d, t) for d, t in plan.pairs(config)],
+        selections=[layout.selection(d, t) for d, t in plan.single_pairs(config)],
         out=layout.report(),
     )
 

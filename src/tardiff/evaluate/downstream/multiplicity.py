@@ -5,7 +5,8 @@
   the main study (``fraction`` 1), fixed before the run. Its 95 % interval and p-value are
   reported as they are.
 - **Headline test set** of a dataset and task: its external population where it has one, else
-  the internal test split (:func:`on_headline_test_set`).
+  its cross-validation folds where it was cross-validated (``split.folds``), else the internal
+  test split (:func:`on_headline_test_set`).
 - **Family**: every other paired row of the run (all datasets, tasks, test sets, metrics,
   baselines, protocols and the scarcity study) except those whose two arms are the same samples.
 - **p-values**: two-sided, H0: Δ = 0, from the normal approximation z = Δ / SE, SE the standard
@@ -67,11 +68,17 @@ def holm_levels(p: np.ndarray, alpha: float = FAMILY_ALPHA) -> np.ndarray:
 
 
 def on_headline_test_set(frame: pd.DataFrame) -> np.ndarray:
-    """Rows on the headline test set of their dataset and task: the external population where
-    that dataset and task have rows of one, else the internal test split."""
-    external = frame["test_set"] == "external"
-    has_external = external.groupby([frame["dataset"], frame["task"]]).transform("any")
-    return np.where(has_external, external, frame["test_set"] == "internal")
+    """Rows on the headline test set of their dataset and task: the first of the external
+    population, the cross-validation folds and the internal test split that they have rows of."""
+    chosen = np.zeros(len(frame), bool)
+    decided = np.zeros(len(frame), bool)
+    for test_set in ("external", "fold", "internal"):
+        on = (frame["test_set"] == test_set).to_numpy()
+        has = pd.Series(on, index=frame.index).groupby([frame["dataset"], frame["task"]])
+        here = has.transform("any").to_numpy() & ~decided
+        chosen |= here & on
+        decided |= here
+    return chosen
 
 
 def primary_rows(paired: pd.DataFrame, primary: PrimarySettings) -> np.ndarray:

@@ -12,6 +12,10 @@ class and AUROC/AUPRC stay defined however few positives there are):
   seed-to-seed and the test-sample variation both enter it). The interval is the 95 % percentile
   interval, ``se`` the SD of the resampled Δ, ``p_value`` (H0: Δ = 0) the normal approximation
   :func:`~tardiff.evaluate.downstream.multiplicity.normal_p_value`.
+- :func:`pooled_difference`: the same over the folds of a cross-validation, each fold's arms
+  scored on its own test stays: Δ is the mean over folds of each fold's mean over seeds, and each
+  resample draws stays within every fold (that fold's resamples) and seeds within every fold,
+  then averages over the folds.
 
 A resample is a vector of counts (how often each stay was drawn). Metrics are running sums of the
 counts along each model's score order, sorted once per class: AUROC as the Mann–Whitney statistic
@@ -38,13 +42,20 @@ CELLS = 2_000_000
 _STAYS, _SEEDS = 17, 19  # seed-sequence keys of the two kinds of draws
 
 
-def count_batches(y: np.ndarray, n_resamples: int, seed: int) -> Iterator[np.ndarray]:
+def _key(seed: int | Sequence[int]) -> list[int]:
+    """A seed (or a fold's seed sequence) as the start of a seed-sequence key."""
+    return [seed] if isinstance(seed, int | np.integer) else list(seed)
+
+
+def count_batches(
+    y: np.ndarray, n_resamples: int, seed: int | Sequence[int]
+) -> Iterator[np.ndarray]:
     """The stratified resamples of the stays of ``y`` as (b, n) count arrays, batch by batch."""
     classes = strata(y)
     size = max(1, min(n_resamples, CELLS // len(y)))
     for first in range(0, n_resamples, size):
         b = min(size, n_resamples - first)
-        rng = np.random.default_rng([seed, _STAYS, first // size])
+        rng = np.random.default_rng([*_key(seed), _STAYS, first // size])
         counts = np.zeros((b, len(y)), np.int32)
         for stratum in classes:
             k = len(stratum)
@@ -133,7 +144,7 @@ def score_models(
     score: np.ndarray,
     thresholds: Sequence[float],
     n_resamples: int,
-    seed: int,
+    seed: int | Sequence[int],
 ) -> Scored:
     """Metrics of every model (rows of ``score``, (models, stays)) on the test stays and on
     ``n_resamples`` shared resamples; ``thresholds``: each model's F1 threshold."""
@@ -153,16 +164,18 @@ def score_models(
     return Scored(estimate, np.concatenate(parts, axis=2))
 
 
-def seed_draws(n_seeds: int, n_resamples: int, seed: int) -> np.ndarray:
+def seed_draws(n_seeds: int, n_resamples: int, seed: int | Sequence[int]) -> np.ndarray:
     """The seeds each resample draws, with replacement: (resamples, seeds) indices."""
     if n_seeds == 1:  # nothing to resample between seeds
         return np.zeros((n_resamples, 1), np.int64)
-    return np.random.default_rng([seed, _SEEDS]).integers(0, n_seeds, (n_resamples, n_seeds))
+    rng = np.random.default_rng([*_key(seed), _SEEDS])
+    return rng.integers(0, n_seeds, (n_resamples, n_seeds))
 
 
 @dataclass(frozen=True)
 class PairedDifference:
-    """Mean Δ over seeds with its interval, the per-seed Δ and the bootstrap standard error."""
+    """Mean Δ over seeds (and folds) with its interval, the per-seed Δ (fold by fold) and the
+    bootstrap standard error."""
 
     interval: Interval
     per_seed: tuple[float, ...]
@@ -178,18 +191,39 @@ class PairedDifference:
         return normal_p_value(self.interval.estimate, self.se)
 
 
+def fold_seed(seed: int, fold: int) -> int | tuple[int, int]:
+    """The resampling seed of fold ``fold`` (0-based): ``seed`` itself for the first (a single
+    split's resamples are those of its only fold), then a sequence of its own per fold."""
+    return seed if fold == 0 else (seed, fold)
+
+
 def paired_difference(
     scored: Scored, models_a: np.ndarray, models_b: np.ndarray, metric: str, seed: int
 ) -> PairedDifference:
     """Δ = ``metric`` of models A − models B (one of each per seed, same order), pooled over
     seeds with the hierarchical bootstrap of the module docstring."""
-    if len(models_a) != len(models_b) or not len(models_a):
-        raise ValueError(f"one model per seed in each arm: got {len(models_a)}, {len(models_b)}")
+    return pooled_difference([(scored, models_a, models_b)], metric, seed)
+
+
+def pooled_difference(
+    folds: Sequence[tuple[Scored, np.ndarray, np.ndarray]], metric: str, seed: int
+) -> PairedDifference:
+    """:func:`paired_difference` over folds: each entry of ``folds`` is one fold's scored models
+    and its two arms (one model per seed); every fold holds the same number of resamples."""
     j = METRICS.index(metric)
-    per_seed = scored.estimate[models_a, j] - scored.estimate[models_b, j]
-    delta = scored.resampled[models_a, j] - scored.resampled[models_b, j]  # (seeds, resamples)
-    drawn = seed_draws(len(models_a), delta.shape[1], seed)
-    pooled = np.take_along_axis(delta.T, drawn, axis=1).mean(1)
+    per_seed, pooled = [], 0.0
+    for fold, (scored, models_a, models_b) in enumerate(folds):
+        if len(models_a) != len(models_b) or not len(models_a):
+            raise ValueError(
+                f"one model per seed in each arm: got {len(models_a)}, {len(models_b)}"
+            )
+        per_seed.append(scored.estimate[models_a, j] - scored.estimate[models_b, j])
+        delta = scored.resampled[models_a, j] - scored.resampled[models_b, j]  # (seeds, resamples)
+        drawn = seed_draws(len(models_a), delta.shape[1], fold_seed(seed, fold))
+        pooled = pooled + np.take_along_axis(delta.T, drawn, axis=1).mean(1) / len(folds)
     low, high = np.percentile(pooled, [2.5, 97.5])
-    interval = Interval(float(per_seed.mean()), float(low), float(high))
-    return PairedDifference(interval, tuple(map(float, per_seed)), float(np.std(pooled, ddof=1)))
+    estimate = float(np.mean([d.mean() for d in per_seed]))
+    per_fold_seed = tuple(map(float, np.concatenate(per_seed)))
+    return PairedDifference(
+        Interval(estimate, float(low), float(high)), per_fold_seed, float(np.std(pooled, ddof=1))
+    )

@@ -15,7 +15,9 @@
   pool rows it trains on (repeats allowed), its seed, its class weights and what it is (method,
   protocol, ratio, scale, counts, and the fingerprint of its synthetic samples: two arms with
   equal fingerprints are the same samples, e.g. a guided method whose chosen scale is 0 and
-  ``conditional``).
+  ``conditional``). A draw whose samples are already in the pool is not added again, so two such
+  arms list the same rows; :meth:`Plan.distinct` then trains each distinct model once (same rows,
+  seed and class weights: the same model, as training depends on nothing else).
 """
 
 from __future__ import annotations
@@ -141,6 +143,8 @@ class Plan:
     seeds: list[int] = field(default_factory=list)
     class_weights: list[tuple[float, float]] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)
+    #: pool rows of each draw added, by fingerprint
+    draw_rows: dict[str, np.ndarray] = field(default_factory=dict)
 
     def add_data(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Append arrays to the pool; returns their pool row indices."""
@@ -157,6 +161,28 @@ class Plan:
         self.seeds.append(seed)
         self.class_weights.append(class_weights)
         self.rows.append({**meta, "seed": seed})
+
+    def add_draw(self, draw: Draw) -> np.ndarray:
+        """Pool rows of a draw's samples, added unless the same samples are there already."""
+        if draw.fingerprint not in self.draw_rows:
+            self.draw_rows[draw.fingerprint] = self.add_data(draw.x, draw.y)
+        return self.draw_rows[draw.fingerprint]
+
+    def distinct(self) -> tuple[list[int], np.ndarray]:
+        """(the first of each set of identical models, the index into it of every model):
+        models with the same pool rows, seed and class weights train to the same weights."""
+        position: dict[tuple, int] = {}
+        firsts: list[int] = []
+        inverse = np.empty(len(self.members), np.int64)
+        for k, (rows, seed, weights) in enumerate(
+            zip(self.members, self.seeds, self.class_weights, strict=True)
+        ):
+            key = (seed, weights, len(rows), hashlib.sha256(np.ascontiguousarray(rows)).digest())
+            if key not in position:
+                position[key] = len(firsts)
+                firsts.append(k)
+            inverse[k] = position[key]
+        return firsts, inverse
 
     def pool(self) -> tuple[np.ndarray, np.ndarray]:
         return np.concatenate(self.x_parts), np.concatenate(self.y_parts)
@@ -186,7 +212,7 @@ def add_protocols(
 ) -> None:
     """Add TSTR (if ``tstr``), TSRTR at every ratio and minority-only models of one draw."""
     method, scale, seed = draw.key
-    rows = plan.add_data(draw.x, draw.y)
+    rows = plan.add_draw(draw)
     orders = class_orders(draw.y, seed)
     what = f"{method} seed {seed}"
     meta = {"method": method, "scale": scale, "samples": draw.fingerprint}

@@ -23,7 +23,10 @@ stratified bootstrap interval over test stays, :mod:`tardiff.evaluate.downstream
 ``paired.csv``, the paired differences of every method, protocol and ratio against ``real`` and
 ``class_weight`` (TRTR of the same seed) and against ``oversample``, ``conditional`` and
 ``tardiff`` (same protocol and ratio), pooled over seeds with a seed-and-stay bootstrap, with a
-p-value; two arms trained on the same synthetic samples read "same samples".
+p-value; two arms trained on the same synthetic samples read "same samples"; and
+``predictions.parquet``, every model's scores on the internal test stays
+(:mod:`tardiff.evaluate.downstream.predictions`). On a cross-validation fold copy
+(:mod:`tardiff.folds`) the internal test split is the ``fold`` test set and ``fold`` names it.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ from tardiff.data import Prepared, prepare, prepare_memory_mb
 from tardiff.evaluate.downstream.ensemble import train_models
 from tardiff.evaluate.downstream.external import load_external
 from tardiff.evaluate.downstream.metrics import SAME_SAMPLES, f1_threshold
-from tardiff.evaluate.downstream.resampling import Scored, paired_difference, score_models
+from tardiff.evaluate.downstream.predictions import predictions_table
+from tardiff.evaluate.downstream.resampling import Scored, pooled_difference, score_models
 from tardiff.evaluate.downstream.sets import (
     Draw,
     Plan,
@@ -51,10 +55,10 @@ from tardiff.evaluate.downstream.sets import (
     training_budget_mb,
 )
 from tardiff.evaluate.downstream.trees import predict_trees, summary_features, train_trees
-from tardiff.io import read_json, write_csv
+from tardiff.io import read_json, write_csv, write_parquet
 from tardiff.layout import EvaluationFiles
 from tardiff.methods import BASELINES, REAL_ONLY, compared
-from tardiff.names import parse_dataset
+from tardiff.names import parse_dataset, parse_fold
 from tardiff.runtime import check_memory, pick_device
 from tardiff.settings import EvaluationSettings
 
@@ -63,8 +67,8 @@ log = logging.getLogger(__name__)
 #: column name of each metric in the tables (``f1`` is the minority-class F1)
 COLUMNS = {"auroc": "auroc", "auprc": "auprc", "f1": "minority_f1"}
 UTILITY_COLUMNS = [
-    "dataset", "task", "test_set", "evaluator", "method", "protocol", "ratio", "fraction", "seed",
-    "scale",
+    "dataset", "task", "test_set", "evaluator", "method", "protocol", "ratio", "fraction", "fold",
+    "seed", "scale",
     *(f"{c}{s}" for c in COLUMNS.values() for s in ("", "_lo", "_hi")),
     "f1_threshold", "n_real", "n_synthetic",
 ]  # fmt: skip
@@ -75,6 +79,8 @@ PAIRED_COLUMNS = [
 ]  # fmt: skip
 #: columns the stage adds to the per-test-set tables before writing them
 _KEYS = ("dataset", "task", "test_set", "evaluator", "fraction")
+#: the test set of a cross-validation fold copy (its own test split)
+FOLD = "fold"
 
 
 def evaluation_plan(
@@ -105,22 +111,26 @@ def evaluator_scores(
     device: torch.device,
     mem_mb: float | None,
 ) -> dict[str, np.ndarray]:
-    """Train the plan's models with ``evaluator`` (``gru``:
+    """Train the plan's distinct models (:meth:`Plan.distinct`) with ``evaluator`` (``gru``:
     :mod:`~tardiff.evaluate.downstream.ensemble`, ``lgbm``:
-    :mod:`~tardiff.evaluate.downstream.trees`) on ``pool`` (:meth:`Plan.pool`); their scores
-    (K, n) on each of ``inputs``."""
+    :mod:`~tardiff.evaluate.downstream.trees`) on ``pool`` (:meth:`Plan.pool`); every model's
+    scores (K, n) on each of ``inputs``."""
     pool_x, pool_y = pool
-    log.info("%s: training %d evaluation models on a pool of %d sequences", evaluator,
-             len(plan.rows), len(pool_x))  # fmt: skip
+    firsts, inverse = plan.distinct()
+    members = [plan.members[k] for k in firsts]
+    seeds = [plan.seeds[k] for k in firsts]
+    weights = [plan.class_weights[k] for k in firsts]
+    log.info("%s: training %d evaluation models (%d of them distinct) on a pool of %d sequences",
+             evaluator, len(plan.rows), len(firsts), len(pool_x))  # fmt: skip
     if evaluator == "lgbm":
         features = summary_features(pool_x)
-        boosters = train_trees(features, pool_y, plan.members, plan.seeds, plan.class_weights,
-                               settings.trees, torch.get_num_threads())  # fmt: skip
-        return {name: predict_trees(boosters, summary_features(x)) for name, x in inputs.items()}
-    ensemble = train_models(pool_x, pool_y, plan.members, plan.seeds, settings.model,
-                            device=device, mem_mb=mem_mb,
-                            class_weights=plan.class_weights)  # fmt: skip
-    return {name: ensemble.predict(x) for name, x in inputs.items()}
+        boosters = train_trees(features, pool_y, members, seeds, weights, settings.trees,
+                               torch.get_num_threads())  # fmt: skip
+        return {name: predict_trees(boosters, summary_features(x))[inverse]
+                for name, x in inputs.items()}  # fmt: skip
+    ensemble = train_models(pool_x, pool_y, members, seeds, settings.model, device=device,
+                            mem_mb=mem_mb, class_weights=weights)  # fmt: skip
+    return {name: ensemble.predict(x)[inverse] for name, x in inputs.items()}
 
 
 def f1_thresholds(y_select: np.ndarray, logits_select: np.ndarray) -> np.ndarray:
@@ -160,30 +170,36 @@ def _arm(table: pd.DataFrame, method: str, protocol: str, ratio) -> pd.DataFrame
     return table[(table["method"] == method) & (table["protocol"] == protocol) & same_ratio]
 
 
-def paired_table(table: pd.DataFrame, scored: Scored, seed: int) -> pd.DataFrame:
+def paired_table(folds: Sequence[tuple[pd.DataFrame, Scored]], seed: int) -> pd.DataFrame:
     """Paired differences (AUROC, AUPRC) of each method/protocol/ratio against ``BASELINES``
-    where :func:`~tardiff.methods.compared`; ``table`` holds each model's ``model`` index in
-    ``scored`` and its ``samples`` fingerprint (equal fingerprints: "same samples")."""
+    where :func:`~tardiff.methods.compared`, pooled over ``folds`` (one entry for a single test
+    set; :func:`~tardiff.evaluate.downstream.resampling.pooled_difference`). Each fold's table
+    holds each model's ``model`` index in its ``Scored`` and its ``samples`` fingerprint (equal
+    fingerprints in every fold: "same samples")."""
     out = []
-    arms = table[table["method"] != "real"][["method", "protocol", "ratio"]].drop_duplicates()
-    for method, protocol, ratio in arms.itertuples(index=False):
-        a = _arm(table, method, protocol, ratio).set_index("seed")
+    tables = [t for t, _ in folds]
+    arms = pd.concat([t[t["method"] != "real"] for t in tables])[["method", "protocol", "ratio"]]
+    for method, protocol, ratio in arms.drop_duplicates().itertuples(index=False):
         for baseline in (b for b in BASELINES if compared(method, b)):
-            b = (_arm(table, baseline, "TRTR", None) if baseline in REAL_ONLY
-                 else _arm(table, baseline, protocol, ratio)).set_index("seed")  # fmt: skip
-            seeds = sorted(set(a.index) & set(b.index))
-            if not seeds:
-                continue
-            fingerprints = a.loc[seeds, "samples"], b.loc[seeds, "samples"]
-            same = bool((fingerprints[0].notna() & (fingerprints[0] == fingerprints[1])).all())
-            for metric in ("auroc", "auprc"):
-                d = paired_difference(scored, a.loc[seeds, "model"].to_numpy(),
-                                      b.loc[seeds, "model"].to_numpy(), metric, seed)  # fmt: skip
+            parts, same, n_seeds = [], True, 0
+            for table, scored in folds:
+                a = _arm(table, method, protocol, ratio).set_index("seed")
+                b = (_arm(table, baseline, "TRTR", None) if baseline in REAL_ONLY
+                     else _arm(table, baseline, protocol, ratio)).set_index("seed")  # fmt: skip
+                seeds = sorted(set(a.index) & set(b.index))
+                if seeds:
+                    fa, fb = a.loc[seeds, "samples"], b.loc[seeds, "samples"]
+                    same &= bool((fa.notna() & (fa == fb)).all())
+                    n_seeds = max(n_seeds, len(seeds))
+                    parts.append((scored, a.loc[seeds, "model"].to_numpy(),
+                                  b.loc[seeds, "model"].to_numpy()))  # fmt: skip
+            for metric in ("auroc", "auprc") if parts else ():
+                d = pooled_difference(parts, metric, seed)
                 out.append({
                     "method": method, "baseline": baseline, "protocol": protocol, "ratio": ratio,
                     "metric": metric, "delta": d.interval.estimate, "delta_lo": d.interval.low,
                     "delta_hi": d.interval.high, "delta_se": d.se,
-                    "share_positive": d.share_positive, "n_seeds": len(seeds),
+                    "share_positive": d.share_positive, "n_seeds": n_seeds,
                     "p_value": d.p_value, "verdict": SAME_SAMPLES if same else d.interval.verdict,
                 })  # fmt: skip
     return pd.DataFrame(out, columns=[c for c in PAIRED_COLUMNS if c not in _KEYS])
@@ -240,7 +256,7 @@ def run_evaluation_stage(
     budget = training_budget_mb(mem_mb, held, pool[0], "evaluation")
     inputs = {"select": prepared.x["select"], **{k: x for k, (x, _) in test_sets.items()}}
     table = pd.DataFrame(plan.rows).assign(model=np.arange(len(plan.rows)))
-    utility, paired = [], []
+    utility, paired, predictions = [], [], []
     for evaluator in settings.evaluators:
         scores = evaluator_scores(evaluator, plan, pool, inputs, settings, pick_device(device),
                                   budget)  # fmt: skip
@@ -249,19 +265,28 @@ def run_evaluation_stage(
             scored = score_models(y, scores[name], thresholds, settings.bootstrap_resamples, seed)
             keys = {"test_set": name, "evaluator": evaluator}
             utility.append(scored_table(plan.rows, scored, thresholds).assign(**keys))
-            paired.append(paired_table(table, scored, seed).assign(**keys))
-    return _write(pd.concat(utility), pd.concat(paired), dataset, task, out)
+            paired.append(paired_table([(table, scored)], seed).assign(**keys))
+        predictions.append(predictions_table(table, evaluator, thresholds,
+                                             prepared.stay_id["test"], prepared.y["test"],
+                                             scores["internal"]))  # fmt: skip
+    written = _write(pd.concat(utility), pd.concat(paired), dataset, task, out)
+    write_parquet(pd.concat(predictions, ignore_index=True), out.predictions)
+    return written
 
 
 def _write(
     utility: pd.DataFrame, paired: pd.DataFrame, dataset: str, task: str, out: EvaluationFiles
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Check that every number is finite, add the key columns and write both tables."""
+    """Check that every number is finite, add the key columns and write both tables (a
+    cross-validation fold copy's internal test split is its ``fold`` test set)."""
     what = f"evaluation of {dataset}/{task}"
     require_finite(utility, [f"{c}{s}" for c in COLUMNS.values() for s in ("", "_lo", "_hi")], what)
     require_finite(paired, ["delta", "delta_lo", "delta_hi", "delta_se", "p_value"], what)
     base, fraction = parse_dataset(dataset)
-    keys = {"dataset": base, "task": task, "fraction": fraction}
+    fold = parse_fold(dataset)[1]
+    keys = {"dataset": base, "task": task, "fraction": fraction, "fold": fold}
+    if fold is not None:
+        utility, paired = (t.replace({"test_set": {"internal": FOLD}}) for t in (utility, paired))
     utility = utility.assign(**keys)[UTILITY_COLUMNS].reset_index(drop=True)
     paired = paired.assign(**keys)[PAIRED_COLUMNS].reset_index(drop=True)
     write_csv(utility, out.utility)

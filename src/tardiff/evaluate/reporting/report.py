@@ -80,16 +80,17 @@ from tardiff.layout import ReportFiles
 from tardiff.names import parse_dataset
 
 PROTOCOL_ORDER = ("TRTR", "TSTR", "TSRTR", "minority")
-_ORDERS = {**ORDERS, "protocol": PROTOCOL_ORDER, "test_set": ("internal", "external")}
-_TEXT = ("dataset", "task", "test_set", "evaluator", "method", "baseline", "protocol", "metric",
-         "verdict", "verdict_adj")  # fmt: skip
+_ORDERS = {**ORDERS, "protocol": PROTOCOL_ORDER, "test_set": ("internal", "external", "fold")}
+_TEXT = ("dataset", "task", "test_set", "fold", "evaluator", "method", "baseline", "protocol",
+         "metric", "verdict", "verdict_adj")  # fmt: skip
 _METRICS = ("auroc", "auprc", "minority_f1")
 _CHOSEN_NOTE = (
     "chosen w: the guidance scale chosen on validation; 0 (= conditional): the method's samples "
     "are conditional's, so its row repeats conditional's."
 )
 UTILITY_COLUMNS = (
-    ("dataset", "task", "test_set", "method", "protocol", "ratio", "fraction", "seed", "scale")
+    ("dataset", "task", "test_set", "method", "protocol", "ratio", "fraction", "fold", "seed",
+     "scale")
     + tuple(f"{m}{s}" for m in _METRICS for s in ("", "_lo", "_hi"))
 )  # fmt: skip
 
@@ -140,8 +141,9 @@ def _read_csv(path: str | Path, required: Sequence[str]) -> pd.DataFrame:
 
 
 def _check_one_scale(runs: pd.DataFrame, path: str | Path) -> None:
-    """Each method must come at one guidance scale per setting (the chosen one)."""
-    keys = ["dataset", "task", "test_set", "method", "protocol", "ratio", "fraction"]
+    """Each method must come at one guidance scale per setting (the chosen one; per fold in a
+    cross-validation)."""
+    keys = ["dataset", "task", "test_set", "fold", "method", "protocol", "ratio", "fraction"]
     scales = runs.groupby(keys, dropna=False)["scale"].nunique()
     if (scales > 1).any():
         raise ValueError(f"{path}: column scale has several values for {scales.idxmax()}")
@@ -164,10 +166,16 @@ def _full(frame: pd.DataFrame) -> np.ndarray:
 
 def _with_scale(table: pd.DataFrame, rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """``table`` (a :func:`summarise` of ``rows`` by ``keys``) with the chosen ``scale`` of each
-    group after the keys (NaN where there is none)."""
-    scales = rows.groupby(keys, dropna=False)["scale"].max().reset_index()
+    group after the keys (NaN where there is none, or where cross-validation folds chose
+    different ones)."""
+    scales = rows.groupby(keys, dropna=False)["scale"].agg(_one_value).reset_index()
     table = table.merge(scales, on=keys, how="left", validate="one_to_one")
     return table[[*keys, "scale", *table.columns.difference([*keys, "scale"], sort=False)]]
+
+
+def _one_value(values: pd.Series) -> float:
+    """The value all of ``values`` share; NaN if they differ."""
+    return values.iloc[0] if values.nunique(dropna=False) == 1 else np.nan
 
 
 def _table1(runs: pd.DataFrame, out: ReportFiles) -> None:

@@ -32,7 +32,7 @@ VERDICTS = ("improves", "worse", NO_DIFFERENCE, SAME_SAMPLES)
 VERDICT_COLUMNS = ["dataset", "task", "test_set", "evaluator", "method", "baseline", "protocol",
                    "ratio", "metric", "delta", "delta_lo_adj", "delta_hi_adj", "p_holm",
                    "verdict_adj", "primary"]  # fmt: skip
-_ORDERS = {**ORDERS, "test_set": ("internal", "external"), "evaluator": EVALUATORS}
+_ORDERS = {**ORDERS, "test_set": ("internal", "external", "fold"), "evaluator": EVALUATORS}
 #: the baselines of the verdict table's rows after the primary
 VERDICT_BASELINES = ("real", *CORRECTIONS, "conditional")
 VERDICT_TITLE = (
