@@ -12,8 +12,8 @@ one run:
 - seconds of one guidance call on a batch (best of ``--term-repeat``) for the three J
   implementations (finite difference, double-backprop reference, jvp) and classifier guidance,
   with the GRU recurrence each runs (fused nn.GRU or unrolled plain ops);
-- samples/s of unguided vs FD-guided sampling per sampler at equal steps, and the double-backprop
-  reference with the config's sampler.
+- samples/s of unguided vs FD-guided sampling per sampler at equal steps (best of ``--repeat``
+  runs each, the two alternating), and the double-backprop reference with the config's sampler.
 
     python benchmarks/sampling.py [--n 256] [--batch 64] [--skip-ddpm] [--repeat 2]
         [--seq-len 288 --features 3] [--config-sampler-only]
@@ -58,19 +58,27 @@ def _models(args, config):
     return model, schedule, classifier, G / G.norm()
 
 
-def _rate(model, schedule, labels, args, sampler, steps, guidance) -> float:
-    """Samples per second, best of ``args.repeat`` runs (the machine may be shared)."""
-    best = float("inf")
+def _seconds(model, schedule, labels, args, sampler, steps, guidance) -> float:
+    """Seconds of one sampling run of ``labels``."""
+    start = time.perf_counter()
+    generate(
+        model, schedule, labels, args.seq_len, args.features, batch_size=args.batch,
+        sampler=sampler, steps=steps, eta=1.0, guidance=guidance, seed=0, progress=False,
+        guide_skip_share=args.guide_skip_share, shift_schedule=args.shift_schedule,
+        shift_cutoff=args.shift_cutoff,
+    )  # fmt: skip
+    return time.perf_counter() - start
+
+
+def _rates(model, schedule, labels, args, sampler, steps, hooks) -> list[float]:
+    """Samples per second with each of ``hooks`` (None: unguided), best of ``args.repeat`` runs;
+    the runs alternate between the hooks, so a busy spell on the (shared) machine slows all."""
+    best = [float("inf")] * len(hooks)
     for _ in range(args.repeat):
-        start = time.perf_counter()
-        generate(
-            model, schedule, labels, args.seq_len, args.features, batch_size=args.batch,
-            sampler=sampler, steps=steps, eta=1.0, guidance=guidance, seed=0, progress=False,
-            guide_skip_share=args.guide_skip_share, shift_schedule=args.shift_schedule,
-            shift_cutoff=args.shift_cutoff,
-        )  # fmt: skip
-        best = min(best, time.perf_counter() - start)
-    return len(labels) / best
+        for k, hook in enumerate(hooks):
+            secs = _seconds(model, schedule, labels, args, sampler, steps, hook)
+            best[k] = min(best[k], secs)
+    return [len(labels) / b for b in best]
 
 
 def _term_seconds(hook, x, y, repeat: int) -> float:
@@ -150,11 +158,12 @@ def main() -> None:
     print(f"  FD is {db / fd:.2f}x faster than double backprop, {jv / fd:.2f}x faster than jvp")
     print(f"{'sampler':<12}{'unguided/s':>12}{'guided FD/s':>13}{'guided/unguided':>17}")
     for sampler, steps in settings:
-        plain = _rate(model, schedule, labels, args, sampler, steps, None)
-        guided = _rate(model, schedule, labels, args, sampler, steps, hooks["finite_difference"])
+        plain, guided = _rates(
+            model, schedule, labels, args, sampler, steps, [None, hooks["finite_difference"]]
+        )
         name = f"{sampler.upper()}-{steps}"
         print(f"{name:<12}{plain:>12.2f}{guided:>13.2f}{plain / guided:>16.2f}x")
-    reference = _rate(model, schedule, labels, args, *settings[-1], hooks["double_backprop"])
+    (reference,) = _rates(model, schedule, labels, args, *settings[-1], [hooks["double_backprop"]])
     print(
         f"{name} double-backprop reference: {reference:.2f} samples/s "
         f"({plain / reference:.2f}x unguided time); finite difference is "

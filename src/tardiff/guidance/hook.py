@@ -43,7 +43,7 @@ from tardiff.guidance.terms import (
     FD_EPS,
     FDProbe,
     TermParts,
-    classifier_term,
+    classifier_term_from,
     fd_parts,
     fd_probe,
     logit_parts,
@@ -156,8 +156,8 @@ class Guidance:
             parts = fd_parts(self.classifier, self.probe(), x, y, self.loss)
         else:
             logits, grad = logit_parts(self.classifier, detached_params(self.classifier), x)
-            if self.kind == "classifier":
-                J = classifier_term(self.classifier, x, y, self.loss)
+            if self.kind == "classifier":  # from the same pass: one forward, one backward
+                J = classifier_term_from(logits, grad, y, self.loss)
             else:
                 J = tardiff_term(self.classifier, self.G, x, y, self.jacobian, self.loss)
             parts = TermParts(J, logits, grad)

@@ -177,8 +177,12 @@ TERMS = {
 
 def classifier_term(model: nn.Module, x, y, loss: Loss = per_sample_loss) -> torch.Tensor:
     """∇_x log p(y | x) per sample (= -∇_x of the summed per-sample BCE)."""
-    logits, grad = logit_parts(model, detached_params(model), x)
-    return -_expand(loss_slope(loss, logits, y), grad) * grad
+    return classifier_term_from(*logit_parts(model, detached_params(model), x), y, loss)
+
+
+def classifier_term_from(logits, logit_grad, y, loss: Loss = per_sample_loss) -> torch.Tensor:
+    """:func:`classifier_term` from the logits and logit gradients (-ℓ'(f) ∇_x f)."""
+    return -_expand(loss_slope(loss, logits, y), logit_grad) * logit_grad
 
 
 def tardiff_term(
