@@ -35,7 +35,10 @@ rule extract_cohort:
         dataset=BASE_DATASET,
     conda:
         "../../envs/data.yaml"
-    threads: workflow.cores
+    # DuckDB sizes its own pool to the machine's cores; declaring them all here made the job wait
+    # for every core to be free at once, which never happens while one-thread jobs are ready (the
+    # run at b9cc291 + the guidance merge left one core idle 5.6 min before an extraction)
+    threads: 1
     resources:
         mem_mb=MEM_MB["extract_cohort"],
     params:
@@ -84,7 +87,10 @@ rule extract_external:
         dataset=BASE_DATASET,
     conda:
         "../../envs/data.yaml"
-    threads: workflow.cores
+    # DuckDB sizes its own pool to the machine's cores; declaring them all here made the job wait
+    # for every core to be free at once, which never happens while one-thread jobs are ready (the
+    # run at b9cc291 + the guidance merge left one core idle 5.6 min before an extraction)
+    threads: 1
     resources:
         mem_mb=MEM_MB["extract_cohort"],
     params:
