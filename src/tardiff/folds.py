@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tardiff.extract.cohort import split_groups
+from tardiff.extract.cohort import split_groups, with_subject_splits
 from tardiff.io import atomic_path, read_parquet, write_json, write_parquet
 from tardiff.layout import CohortFiles
 from tardiff.settings import SplitSettings
@@ -59,16 +59,8 @@ def fold_splits(
     train = split_groups(rest.to_numpy(), [share, 1 - share], rng) == 0
     names = pd.Series("test", index=subjects.index, dtype=object)
     names[rest.index] = np.where(train, "train", "val")
-    val = subjects[names == "val"]
     rng = np.random.default_rng([seed, _GUIDE, repeat, fold])
-    guide = split.guide_fraction
-    parts = np.array(["guide", "select"])[split_groups(val.to_numpy(), [guide, 1 - guide], rng)]
-    val_part = pd.Series(parts, index=val.index, dtype=object)
-    out = stays.copy()
-    out["split"] = out["subject_id"].map(names).astype(object)
-    out["val_part"] = out["subject_id"].map(val_part).astype(object)
-    out["val_part"] = out["val_part"].where(out["val_part"].notna(), None)
-    return out
+    return with_subject_splits(stays, names, subjects, split.guide_fraction, rng)
 
 
 def run_fold_cohort_stage(

@@ -165,9 +165,22 @@ def assign_splits(
     names = np.array(["train", "val", "test"])
     parts = split_groups(subjects.to_numpy(), [split.train, split.val, split.test], rng)
     subject_split = pd.Series(names[parts], index=subjects.index)
-    val = subjects[subject_split == "val"]
-    guide = split.guide_fraction
     rng = np.random.default_rng([seed, 1])
+    return with_subject_splits(stays, subject_split, subjects, split.guide_fraction, rng)
+
+
+def with_subject_splits(
+    stays: pd.DataFrame,
+    subject_split: pd.Series,
+    labels: pd.Series,
+    guide_fraction: float,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """``stays`` with ``split`` from ``subject_split`` (subject -> train / val / test) and
+    ``val_part``: the val subjects cut into guide and select, stratified by ``labels`` (one per
+    subject), by ``rng``; None outside val."""
+    val = labels[subject_split == "val"]
+    guide = guide_fraction
     val_parts = np.array(["guide", "select"])[split_groups(val.to_numpy(), [guide, 1 - guide], rng)]
     subject_part = pd.Series(val_parts, index=val.index, dtype=object)
     stays = stays.copy()
