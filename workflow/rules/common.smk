@@ -4,31 +4,24 @@ import sys
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from tardiff.config import cross_validated, scarcity_tasks, study_pairs, validate_config
+from tardiff.cli import plan
+from tardiff.config import scarcity_tasks, study_pairs, validate_config
 from tardiff.demo import external_seed
 from tardiff.inputs import check_inputs
 from tardiff.io import read_json
-from tardiff.evaluate.downstream.sets import (
-    evaluation_draws,
-    generation_draws,
-    selection_draws,
-)
-from tardiff.evaluate.studies.stage import MAIN, study_draws, study_scale, sweep_draws
+from tardiff.evaluate.downstream.sets import generation_draws
+from tardiff.evaluate.studies.stage import MAIN, study_scale
 from tardiff.generate import METHODS as DIFFUSION_METHODS
 from tardiff.layout import Layout
 from tardiff.names import (
     FOLD_TAG,
     SCARCITY_TAG,
-    fold_dataset,
     parse_dataset,
-    parse_fold,
     parse_variant,
-    scale_tag,
-    scarcity_dataset,
 )
 from tardiff.provenance import source_hash
 from tardiff.runtime import available_mem_mb, quiet_thread_waits, training_threads
-from tardiff.settings import DatasetSettings, ScaleGrids, StudySettings
+from tardiff.settings import DatasetSettings
 
 # Idle torch (OpenMP) workers of every job sleep instead of spinning (OMP_WAIT_POLICY, unless
 # set already): jobs inherit this process's environment (docs/performance.md, threads).
@@ -43,41 +36,26 @@ DATASETS = CFG["datasets"]
 ENTRIES = {d: DatasetSettings.from_config(e) for d, e in DATASETS.items()}
 # dataset -> its external test population (the datasets that have one)
 EXTERNAL = {d: e.external for d, e in ENTRIES.items() if e.external is not None}
-METHODS = tuple(CFG["generation"]["methods"])
-SCALES = ScaleGrids.from_config(CFG["generation"]["scales"])
-N_SEEDS = CFG["evaluation"]["seeds"]
+METHODS = plan.methods(CFG)
+SCALES = plan.scales(CFG)
+N_SEEDS = plan.n_seeds(CFG)
 SEEDS = list(range(N_SEEDS))
 # The largest minority-only multiple: generation tops the minority class up to it.
-MINORITY_MULTIPLE = max([1.0, *CFG["evaluation"]["minority_multiples"]])
-# (dataset, task) pairs: the config's, then the data-scarcity study's reduced copies.
-BASE_PAIRS = [(d, t) for d in DATASETS for t in DATASETS[d]["tasks"]]
+MINORITY_MULTIPLE = plan.minority_multiple(CFG)
+# (dataset, task) pairs: the config's; with the data-scarcity study's reduced copies, the pairs
+# evaluated on their own; the cross-validation fold copies of the datasets without an external
+# population (split.folds), whose paired rows are pooled; and all of them (every model stage).
+BASE_PAIRS = plan.base_pairs(CFG)
 # dataset -> tasks of the scarcity study (its reduced copies are stratified by them)
 SCARCITY_TASKS = scarcity_tasks(CFG)
-SCARCITY_PAIRS = [
-    (scarcity_dataset(d, f), t)
-    for d, tasks in SCARCITY_TASKS.items()
-    for f in CFG["evaluation"]["scarcity"]["fractions"]
-    if f < 1
-    for t in tasks
-]
-# dataset -> its cross-validation fold copies (split.folds; the datasets without an external
-# population), and their pairs: every model stage runs on each copy, the paired rows are pooled
-SPLIT = CFG["split"]
-FOLD_COPIES = {
-    d: [fold_dataset(d, r, f) for r in range(1, SPLIT["repeats"] + 1)
-        for f in range(1, SPLIT["folds"] + 1)]
-    for d in cross_validated(CFG)
-}  # fmt: skip
-FOLD_PAIRS = [(c, t) for d, copies in FOLD_COPIES.items() for c in copies for t in DATASETS[d]["tasks"]]  # fmt: skip
-PAIRS = BASE_PAIRS + SCARCITY_PAIRS + FOLD_PAIRS
-# the pairs evaluated on their own (every pair but the fold copies, which are pooled)
-SINGLE_PAIRS = BASE_PAIRS + SCARCITY_PAIRS
-POOLED_PAIRS = [(d, t) for d in FOLD_COPIES for t in DATASETS[d]["tasks"]]
+SINGLE_PAIRS = plan.single_pairs(CFG)
+FOLD_COPIES = plan.fold_copies(CFG)
+POOLED_PAIRS = plan.pooled_pairs(CFG)
+PAIRS = plan.pairs(CFG)
 # the guidance studies (scale sweep, guidance-set size and source) and their variants of G
 STUDY_PAIRS = study_pairs(CFG)
-STUDIES = StudySettings.from_config(CFG["studies"])
 MAIN_SOURCE = CFG["influence"]["source"]
-VARIANTS = study_draws(STUDIES, MAIN_SOURCE)
+VARIANTS = plan.variants(CFG)
 
 # Memory (MiB) per job: the peak RSS measured on the default config (docs/performance.md) with headroom.
 # Stages estimate their need before allocating and fail with a message above it; raise it for
@@ -141,25 +119,19 @@ def external_inputs(wildcards):
 
 def selection_inputs(wildcards):
     """Samples of every scale of every guided method's grid (and the conditional ones)."""
-    keys = selection_draws(METHODS, SCALES, N_SEEDS)
-    return [LAYOUT.draw(wildcards.dataset, wildcards.task, *key) for key in keys]
+    return plan.selection_synthetic(CFG, LAYOUT, wildcards.dataset, wildcards.task)
 
 
 def evaluation_inputs(wildcards):
     """Samples of each method at the scale chosen on validation (after the selection ran)."""
-    selection = checkpoints.select_scales.get(**wildcards).output[0]
-    chosen = {m: v["chosen"] for m, v in read_json(selection)["methods"].items()}
-    keys = evaluation_draws(METHODS, chosen, N_SEEDS)
-    return [LAYOUT.draw(wildcards.dataset, wildcards.task, *key) for key in keys]
+    checkpoints.select_scales.get(**wildcards)
+    return plan.evaluation_synthetic(CFG, LAYOUT, wildcards.dataset, wildcards.task)
 
 
 def sweep_inputs(wildcards):
     """Samples and generation records of every scale of the sweep (conditional at 0)."""
-    keys = sweep_draws(
-        METHODS, SCALES, STUDIES.sweep_scales, STUDIES.sweep_methods, N_SEEDS
-    )
     files = [LAYOUT.synthetic(wildcards.dataset, wildcards.task,
-                              "conditional" if w == 0 else m, w, k) for m, w, k in keys]  # fmt: skip
+                              "conditional" if w == 0 else m, w, k) for m, w, k in plan.sweep_keys(CFG)]  # fmt: skip
     return {
         "synthetic": [f.samples for f in files],
         "records": [f.settings for f in files],
@@ -191,34 +163,9 @@ def fold_predictions(wildcards):
     return [LAYOUT.evaluation(c, wildcards.task).predictions for c in copies]
 
 
-def pair_targets(dataset, task):
-    """Every model, sample and evaluation file of one (dataset, task) pair."""
-    targets = [*LAYOUT.classifier(dataset, task), *LAYOUT.influence(dataset, task)]
-    targets += LAYOUT.diffusion(dataset, task)
-    for method, scale, seed in generation_draws(METHODS, SCALES, N_SEEDS):
-        targets += LAYOUT.synthetic(dataset, task, method, scale, seed)
-    for seed in SEEDS:
-        targets += LAYOUT.jitter(dataset, task, seed)
-    targets += [LAYOUT.selection(dataset, task), *LAYOUT.evaluation(dataset, task)]
-    if (dataset, task) in BASE_PAIRS:
-        targets += [LAYOUT.fidelity(dataset, task), LAYOUT.privacy(dataset, task)]
-    if (dataset, task) in STUDY_PAIRS:
-        targets += LAYOUT.studies(dataset, task)
-    return targets
-
-
 def dataset_targets(dataset):
     """Every output of a dataset, its data-scarcity copies included (the manifest's list)."""
-    targets = list(LAYOUT.cohort(dataset))
-    if dataset in EXTERNAL:
-        targets += LAYOUT.cohort(dataset, external=True)
-    targets += [LAYOUT.pooled(d, t) for d, t in POOLED_PAIRS if d == dataset]
-    for d, t in PAIRS:
-        if parse_dataset(d)[0] == dataset:
-            targets += pair_targets(d, t) + (
-                list(LAYOUT.cohort(d)) if d != dataset else []
-            )
-    return targets
+    return plan.dataset_targets(CFG, LAYOUT, dataset)
 
 
 def metrics_inputs():
@@ -244,9 +191,7 @@ def efficiency_inputs():
     benchmarks += [LAYOUT.benchmark(d, "extract_external") for d in EXTERNAL]
     benchmarks += [LAYOUT.benchmark(d, "external_demo_raw") for d in EXTERNAL
                    if ENTRIES[d].external_entry().uses_demo]  # fmt: skip
-    generated = {(m, w) for m, w, _ in generation_draws(METHODS, SCALES, N_SEEDS)}
-    jobs = ["train_classifier", "influence", "train_diffusion", "select_scales", "evaluate",
-            "fidelity", "privacy", *(f"generate_{m}_w{scale_tag(w)}" for m, w in sorted(generated))]  # fmt: skip
+    jobs = plan.benchmark_jobs(CFG)
     benchmarks += [LAYOUT.benchmark(d, job, t) for d, t in BASE_PAIRS for job in jobs]
     records = [LAYOUT.synthetic(d, t, m, w, k).settings for d, t in BASE_PAIRS
                for m, w, k in generation_draws(METHODS, SCALES, N_SEEDS)]  # fmt: skip

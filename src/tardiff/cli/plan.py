@@ -1,7 +1,7 @@
-"""What the workflow derives from a config, for the ``tardiff`` command: the (dataset, task)
-pairs, seeds and study variants, and the input lists of the stages that read many files.
+"""What the workflow derives from a config: the (dataset, task) pairs, seeds and study
+variants, and the input lists of the stages that read many files.
 
-Mirrors ``workflow/rules/common.smk`` (same package functions, same order of files), so a step
+``workflow/rules/common.smk`` and the ``tardiff`` command both call these functions, so a step
 run by hand reads the files the rule would read.
 """
 
