@@ -123,10 +123,10 @@ def test_dvc_repro_reproduces_the_run_byte_for_byte(completed_run, tmp_path):
     first, second = completed_run / config["results_dir"], repo / config["results_dir"]
     datasets = list(config["datasets"])
     assert not (second / LEFT_OUT).exists()
-    assert _artifacts(first, datasets) == _artifacts(second, datasets)
+    artifacts = _artifacts(first, datasets)
+    assert artifacts == _artifacts(second, datasets)
     assert all(p.exists() for p in map(Path, Layout(str(second)).metrics()))
-    different = sorted(str(p) for p in _artifacts(first, datasets)
-                       if not _same(first / p, second / p))  # fmt: skip
+    different = sorted(str(p) for p in artifacts if not _same(first / p, second / p))
     assert not different, f"artifacts differ between two runs of the same config: {different}"
     plots = _run(["dvc", "plots", "show", "--out", str(tmp_path / "plots")], repo)
     assert plots.returncode == 0 and (tmp_path / "plots/index.html").exists(), plots.stderr[-3000:]

@@ -130,8 +130,11 @@ def evaluation_inputs(wildcards):
 
 def sweep_inputs(wildcards):
     """Samples and generation records of every scale of the sweep (conditional at 0)."""
-    files = [LAYOUT.synthetic(wildcards.dataset, wildcards.task,
-                              "conditional" if w == 0 else m, w, k) for m, w, k in plan.sweep_keys(CFG)]  # fmt: skip
+    d, t = wildcards.dataset, wildcards.task
+    keys = plan.sweep_keys(CFG)
+    files = [
+        LAYOUT.synthetic(d, t, "conditional" if w == 0 else m, w, k) for m, w, k in keys
+    ]
     return {
         "synthetic": [f.samples for f in files],
         "records": [f.settings for f in files],

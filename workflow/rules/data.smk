@@ -87,9 +87,7 @@ rule extract_external:
         dataset=BASE_DATASET,
     conda:
         "../../envs/data.yaml"
-    # DuckDB sizes its own pool to the machine's cores; declaring them all here made the job wait
-    # for every core to be free at once, which never happens while one-thread jobs are ready (the
-    # run at b9cc291 + the guidance merge left one core idle 5.6 min before an extraction)
+    # one thread, as extract_cohort (DuckDB sizes its own pool)
     threads: 1
     resources:
         mem_mb=MEM_MB["extract_cohort"],

@@ -180,8 +180,8 @@ def with_subject_splits(
     ``val_part``: the val subjects cut into guide and select, stratified by ``labels`` (one per
     subject), by ``rng``; None outside val."""
     val = labels[subject_split == "val"]
-    guide = guide_fraction
-    val_parts = np.array(["guide", "select"])[split_groups(val.to_numpy(), [guide, 1 - guide], rng)]
+    shares = [guide_fraction, 1 - guide_fraction]
+    val_parts = np.array(["guide", "select"])[split_groups(val.to_numpy(), shares, rng)]
     subject_part = pd.Series(val_parts, index=val.index, dtype=object)
     stays = stays.copy()
     stays["split"] = stays["subject_id"].map(subject_split).astype(object)
