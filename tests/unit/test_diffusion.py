@@ -627,9 +627,10 @@ def test_guidance_is_skipped_where_it_cannot_move_the_step_mean():
                              guidance=hook, generator=gen, diagnostics=diag,
                              guide_skip_share=share)  # fmt: skip
         assert [d["shift_rms"] > 0 for d in diag] == [t in called for t in grid]
-    assert called == grid[3:]  # the 3 noisiest steps of 12 are skipped (schema description)
+    skip = len(grid) - len(called)  # with a constant schedule, the noisiest steps are skipped
+    assert called == grid[skip:] and skip >= 1
     skipped = sum(c for t, c in coefs.items() if t not in called)
-    assert skipped <= default * sum(coefs.values()) < skipped + coefs[grid[3]]
+    assert skipped <= default * sum(coefs.values()) < skipped + coefs[grid[skip]]
     torch.testing.assert_close(runs[default], runs[0.0], atol=0.05, rtol=0)
 
 

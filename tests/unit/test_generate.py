@@ -130,8 +130,10 @@ def test_generation_stage_end_to_end(stages, tmp_path, method):
         for _, batch in diag.groupby("batch"):
             guided = batch["shift_rms"] > 0
             assert (guided == (batch["weight"] > 0)).all() and not guided.iloc[-1]
-            assert guided.sum() >= len(batch) // 2
-            assert batch["flip_share"].between(0, 1).all()  # every step, guided or not
+            assert guided.any()
+            # measured where the hook runs, empty elsewhere
+            assert batch["flip_share"][guided].between(0, 1).all()
+            assert batch["flip_share"][~guided].isna().all()
         shares = info["classifier_own_label_share"]
         assert set(shares) == {"0", "1"} and all(0 <= v <= 1 for v in shares.values())
     if method == "tardiff":

@@ -94,12 +94,12 @@ def _diagnostics(i: int, t: int, sigma_t: float, shift, x0, coef: float, weight:
             "x0_rms": _rms(x0), "mean_move": move, "mean_move_ratio": move / sigma_t}  # fmt: skip
 
 
-def _flip_share(guidance, shift, x0, y) -> dict:
-    """The guidance classifier's flip share of ``x0`` (before the shift), where it has one."""
-    if guidance is None or not hasattr(guidance, "flip_share"):
+def _flip_share(guidance, shift) -> dict:
+    """The guidance classifier's flip share of ``x0`` (before the shift), from the hook's own
+    pass: a value at a guided step, empty (None) at an unguided one; no column without one."""
+    if not hasattr(guidance, "last_flip_share"):
         return {}
-    return {"flip_share": guidance.last_flip_share if shift is not None else
-            guidance.flip_share(x0, y)}  # fmt: skip
+    return {"flip_share": guidance.last_flip_share if shift is not None else None}
 
 
 def sample(
@@ -127,8 +127,9 @@ def sample(
     per step is appended: step, t, sigma, shift_rms (0 without guidance), x0_rms (of the model's
     ``x0_hat``, before the shift), mean_move (``|c1| * shift_rms``, the RMS move of the step mean
     caused by guidance) and mean_move_ratio (mean_move / sigma), weight (the shift schedule's
-    factor) and, for a hook with a classifier (``flip_share``), flip_share: the share of the batch
-    whose ``x0_hat`` the classifier assigns to the other label. ``shift_schedule`` and
+    factor) and, for a hook with a classifier (``last_flip_share``), flip_share: the share of the
+    batch whose ``x0_hat`` the classifier assigns to the other label, at guided steps (None at the
+    others: no classifier call there). ``shift_schedule`` and
     ``shift_cutoff`` weight the shift by step (:func:`shift_weights`); ``guide_skip_share``
     leaves the guidance out of the steps with the smallest moves that together move the mean by
     at most that share of the run's summed ``|c1| * weight`` (:func:`guided_steps`; 0 guides
@@ -153,7 +154,7 @@ def sample(
         shift = _guide(guidance, x0, x, y, t, sigma_t, i) * weights[i] if guided[i] else None
         if diagnostics is not None:
             row = _diagnostics(i, t, sigma_t, shift, x0, coefs[i], weights[i] * guided[i])
-            diagnostics.append({**row, **_flip_share(guidance, shift, x0, y)})
+            diagnostics.append({**row, **_flip_share(guidance, shift)})
         with torch.no_grad():
             x, sd = stepper.step(x, x0 if shift is None else x0 + shift, t, s, state)
             if sd > 0:

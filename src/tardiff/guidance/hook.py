@@ -27,8 +27,8 @@ A reference scale c = 0 (e.g. G = 0) gives a zero shift. A non-finite J or logit
 ``FloatingPointError`` naming the guidance kind (the sampler adds the step, the generation the
 batch, method and seed); nothing non-finite reaches the sample. After every call
 :attr:`Guidance.last_flip_share` holds the share of the batch whose x̂0 the classifier assigns to
-the other label (logit > 0 ↔ label 1), before the shift; :meth:`Guidance.flip_share` measures it
-at steps that are not guided.
+the other label (logit > 0 ↔ label 1), before the shift (the sampler records it at the guided
+steps only: measuring it elsewhere would cost a classifier forward per step).
 """
 
 from __future__ import annotations
@@ -170,11 +170,6 @@ class Guidance:
     def term(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """J of :meth:`parts` alone (the reference batch's scale is taken on it)."""
         return self.parts(x, y).J
-
-    @torch.no_grad()
-    def flip_share(self, x0_hat: torch.Tensor, y: torch.Tensor) -> float:
-        """Share of the batch whose ``x0_hat`` the classifier assigns to the other label."""
-        return _flips(self.classifier(x0_hat.float()), y)
 
     def _normalized(self, J: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.normalize == "rms":
