@@ -757,3 +757,20 @@ def test_guided_steps_leave_out_the_smallest_moves_anywhere_in_the_run():
     # equal moves: the noisier (earlier) step goes first
     assert guided_steps([0.1, 0.1, 1.0], 0.1) == [False, True, True]
     assert guided_steps([0.1, 0.1, 1.0], 0.0) == [True, True, True]
+
+
+def test_default_guidance_runs_at_the_three_steps_carrying_most_of_the_move():
+    """The schema's defaults (cosine T=1000, DPM-Solver++ 12, noise schedule, skip share) guide 3
+    consecutive middle steps that carry 65-75 % of the weighted move (schema description, docs)."""
+    from tardiff.diffusion.steppers import shift_weights
+
+    gen = schema()["properties"]["generation"]["properties"]
+    sch = NoiseSchedule(cosine_betas(1000), "v")
+    stepper = STEPPERS[gen["sampler"]["default"]](sch)
+    grid = stepper.grid(gen["steps"]["default"])
+    weights = shift_weights(sch, grid, gen["shift_schedule"]["default"])
+    moves = [abs(c) * w for c, w in zip(stepper.x0_coefs(grid), weights, strict=True)]
+    guided = guided_steps(moves, gen["guide_skip_share"]["default"])
+    steps = [i for i, g in enumerate(guided) if g]
+    assert len(grid) == 12 and steps == [4, 5, 6]
+    assert 0.65 < sum(moves[i] for i in steps) / sum(moves) < 0.75
