@@ -27,6 +27,7 @@ from tardiff.diffusion.steppers import (
     ddim_mean_std,
     ddpm_mean_std,
     guided_steps,
+    shift_weights,
 )
 from tardiff.diffusion.train import (
     load_diffusion,
@@ -723,8 +724,6 @@ def test_non_finite_values_raise_naming_batch_and_step():
 def test_shift_schedules(sampler):
     """constant, no_final, cutoff and noise factors by hand; the noise-aware shift vanishes at
     the final step and no guidance call is made there."""
-    from tardiff.diffusion.steppers import shift_weights
-
     sch = NoiseSchedule(cosine_betas(50), "v")
     grid = STEPPERS[sampler](sch, 1.0).grid(10)
     ab = sch.alphas_cumprod.tolist()
@@ -762,8 +761,6 @@ def test_guided_steps_leave_out_the_smallest_moves_anywhere_in_the_run():
 def test_default_guidance_runs_at_the_three_steps_carrying_most_of_the_move():
     """The schema's defaults (cosine T=1000, DPM-Solver++ 12, noise schedule, skip share) guide 3
     consecutive middle steps that carry 65-75 % of the weighted move (schema description, docs)."""
-    from tardiff.diffusion.steppers import shift_weights
-
     gen = schema()["properties"]["generation"]["properties"]
     sch = NoiseSchedule(cosine_betas(1000), "v")
     stepper = STEPPERS[gen["sampler"]["default"]](sch)
