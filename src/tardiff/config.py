@@ -79,6 +79,7 @@ def validate_config(config: dict[str, Any]) -> dict[str, Any]:
             lines.append(f"config key '{key}': {err.message}{_did_you_mean(err)}")
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines))
     _check_scales(config)
+    _fill_selection_seeds(config["evaluation"])
     for name in config["datasets"]:
         config["datasets"][name] = dataset_settings(config, name)
     if "cfg" in config["generation"]["methods"] and not config["diffusion"]["label_dropout"] > 0:
@@ -125,6 +126,18 @@ def _did_you_mean(err: jsonschema.ValidationError) -> str:
     pairs = [(t, difflib.get_close_matches(str(t), known, n=1)) for t in typos]
     hints = [f"{m[0]!r} for {t!r}" if len(typos) > 1 else repr(m[0]) for t, m in pairs if m]
     return f"; did you mean {', '.join(hints)}?" if hints else ""
+
+
+def _fill_selection_seeds(evaluation: dict[str, Any]) -> None:
+    """``evaluation.selection_seeds``: null means every seed; more than ``seeds`` is an error."""
+    seeds, chosen = evaluation["seeds"], evaluation["selection_seeds"]
+    if chosen is None:
+        evaluation["selection_seeds"] = seeds
+    elif chosen > seeds:
+        raise ConfigError(
+            f"config key 'evaluation.selection_seeds': {chosen} is more than evaluation.seeds "
+            f"({seeds}); the scales are chosen on the first selection_seeds of the seeds"
+        )
 
 
 def _check_scales(config: dict[str, Any]) -> None:

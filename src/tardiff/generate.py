@@ -64,6 +64,9 @@ log = logging.getLogger(__name__)
 
 #: real training samples of the reference batch (``normalize`` reference / capped)
 REFERENCE_SIZE = 512
+#: seed of the labels whose class ratio the reference batch takes (the first evaluation seed's):
+#: the same batch whichever seeds a job draws
+REFERENCE_SEED = 0
 
 
 def _check_transform(expected: Transform, other: Transform, what: str) -> None:
@@ -251,19 +254,19 @@ class _Run:
         return x[keep], diagnostics, scores[keep], extra
 
 
-def _start(loaded, method, scale, settings, seeds, minority_multiple, device) -> _Run:
+def _start(loaded, method, scale, settings, minority_multiple, device) -> _Run:
     """The shared state of a job; the reference batch only where ``normalize`` needs it."""
     prepared, model, schedule, clf, G, loss, _ = loaded
     reference = None
     if settings.normalize in REFERENCE_SCALED and METHODS[method] in GRADIENT_KINDS:
         y_train = prepared.y["train"]
-        labels = sample_labels(y_train, settings.n_samples, seeds[0], minority_multiple)
+        labels = sample_labels(y_train, settings.n_samples, REFERENCE_SEED, minority_multiple)
         x_ref, y_ref = reference_batch(prepared.x["train"], y_train, labels)
         reference = (torch.as_tensor(x_ref, device=device), torch.as_tensor(y_ref, device=device))
     try:
         guidance = _guidance(method, clf, G, settings, scale, reference, loss)
     except FloatingPointError as err:
-        what = f"method {method} (scale {scale:g}), reference batch of seed {seeds[0]}"
+        what = f"method {method} (scale {scale:g}), reference batch"
         raise FloatingPointError(f"{what}: {err}") from err
     shape = (prepared.seq_len, len(prepared.features))
     return _Run(method, scale, settings, model, schedule, clf, G, loss, guidance, shape, device)
@@ -310,7 +313,7 @@ def run_generation_stage(
     torch_device = pick_device(device)
     loaded = _load(stays, timeseries, task, diffusion, classifier, influence, torch_device)
     prepared, source = loaded[0], loaded[-1]
-    run = _start(loaded, method, scale, settings, seeds, minority_multiple, torch_device)
+    run = _start(loaded, method, scale, settings, minority_multiple, torch_device)
     record = {**_settings_record(method, settings, source, scale), "task": task}
     stepper = STEPPERS[settings.sampler](run.schedule, settings.eta)
     record["grid_steps"] = len(stepper.grid(settings.steps))

@@ -316,6 +316,7 @@ class PrimarySettings(_Section):
 @dataclass(frozen=True)
 class EvaluationSettings(_Section):
     seeds: int
+    selection_seeds: int  # the first seeds: scale selection and guidance studies
     ratios: tuple[float, ...]
     minority_multiples: tuple[float, ...]
     model: EvaluationModelSettings

@@ -259,6 +259,17 @@ def test_main_guidance_scales_are_positive_and_only_the_sweep_may_be_negative():
             validate_config({**MINIMAL, "generation": {"scales": {method: [0.1, -0.1]}}})
 
 
+def test_selection_seeds_default_to_every_seed_and_may_not_exceed_them():
+    assert (
+        validate_config({**MINIMAL, "evaluation": {"seeds": 4}})["evaluation"]["selection_seeds"]
+        == 4
+    )
+    chosen = validate_config({**MINIMAL, "evaluation": {"seeds": 5, "selection_seeds": 3}})
+    assert chosen["evaluation"]["selection_seeds"] == 3
+    with pytest.raises(ConfigError, match=r"'evaluation\.selection_seeds': 4 is more than .*\(3\)"):
+        validate_config({**MINIMAL, "evaluation": {"seeds": 3, "selection_seeds": 4}})
+
+
 def test_results_dir_of_test_config():
     config = load_config(ROOT / "config/test.yaml")
     assert config["results_dir"] == "results-test"

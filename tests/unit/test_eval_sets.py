@@ -16,6 +16,7 @@ from tardiff.evaluate.downstream.sets import (
     balanced_weights,
     class_orders,
     evaluation_draws,
+    final_draws,
     generation_draws,
     load_draw,
     minority_counts,
@@ -166,6 +167,24 @@ def test_cfg_is_scale_selected_and_influence_filter_has_its_own_draw():
     paths = [layout.draw("d", "t", *key) for key in final[:4]]
     assert paths[2] == paths[0]  # cfg at a chosen scale of 0: the conditional draw
     assert paths[3] == "r/d/t/synthetic/influence_filter/w0/seed0.parquet"
+
+
+def test_final_draws_are_the_later_seeds_at_the_chosen_scales():
+    methods = ("conditional", "tardiff", "classifier_guidance", "influence_filter")
+    chosen = {"tardiff": 0.0, "classifier_guidance": 0.1}
+    keys = final_draws(methods, chosen, seeds=4, selection_seeds=2)
+    # tardiff chose 0: the conditional draw, listed once; no jitter (its own rule)
+    assert keys == [
+        ("conditional", 0.0, 2), ("conditional", 0.0, 3), ("classifier_guidance", 0.1, 2),
+        ("classifier_guidance", 0.1, 3), ("influence_filter", 0.0, 2), ("influence_filter", 0.0, 3),
+    ]  # fmt: skip
+    assert final_draws(methods, chosen, seeds=2, selection_seeds=2) == []
+    # with the selection seeds' draws they are every diffusion file the evaluation reads
+    grids = ScaleGrids(tardiff=(0.1,), classifier_guidance=(0.03, 0.1))
+    layout = Layout("r")
+    written = {layout.draw("d", "t", *k) for k in generation_draws(methods, grids, 2) + keys}
+    read = {layout.draw("d", "t", *k) for k in evaluation_draws(methods, chosen, 4)[:-4]}
+    assert read <= written and len(read) == 3 * 4
 
 
 def test_load_draw_maps_physical_units_back(tmp_path):

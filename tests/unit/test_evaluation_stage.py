@@ -45,8 +45,8 @@ def setup(tmp_path_factory, tiny_config):
     root = tmp_path_factory.mktemp("evaluation")
     cohort = write_cohort(root / "cohort", n=160, seq_len=SEQ)
     config = tiny_config(
-        evaluation={"seeds": 2, "ratios": [0.5, 1.0], "minority_multiples": [1],
-                    "model": {"hidden": 4, "steps": 8, "batch_size": 32},
+        evaluation={"seeds": 2, "selection_seeds": 2, "ratios": [0.5, 1.0],
+                    "minority_multiples": [1], "model": {"hidden": 4, "steps": 8, "batch_size": 32},
                     "bootstrap_resamples": 100},
     )  # fmt: skip
     settings = EvaluationSettings.from_config(config["evaluation"])
@@ -66,7 +66,7 @@ def setup(tmp_path_factory, tiny_config):
 
 def _select(setup, stays=None, out="selection.json"):
     root, cohort, layout, settings = setup
-    keys = selection_draws(METHODS, GRIDS, settings.seeds)
+    keys = selection_draws(METHODS, GRIDS, settings.selection_seeds)
     return run_selection_stage(
         stays=stays or cohort.stays, timeseries=cohort.timeseries,
         synthetic=[layout.draw("d", TASK, *k) for k in keys], dataset="d", task=TASK,

@@ -284,3 +284,23 @@ def test_non_finite_samples_stop_the_stage(stages, tmp_path, monkeypatch):
     with pytest.raises(FloatingPointError, match=pattern):
         _run(stages, "tardiff", tmp_path)
     assert not Path(Layout(str(tmp_path)).synthetic("d", TASK, "tardiff", 0.2, 3).samples).exists()
+
+
+def test_a_seed_draws_the_same_samples_whichever_job_draws_it(stages, tmp_path):
+    """Seeds after the selection seeds are drawn by a job of their own (generate_final): a
+    seed's samples must not depend on the other seeds of its job (the reference batch included)."""
+    layout, cohort, config = stages
+    settings = replace(GenerationSettings.from_config(config["generation"]), normalize="reference")
+    written = {}
+    for name, seeds in (("together", [0, 1]), ("alone", [1])):
+        out = Layout(str(tmp_path / name))
+        run_generation_stage(
+            stays=cohort.stays, timeseries=cohort.timeseries,
+            diffusion=layout.diffusion("d", TASK).model,
+            classifier=layout.classifier("d", TASK).model, influence=layout.influence("d", TASK).G,
+            task=TASK, method="tardiff", scale=0.2, seeds=seeds,
+            outs=[out.synthetic("d", TASK, "tardiff", 0.2, k) for k in seeds], settings=settings,
+            device=config["device"],
+        )  # fmt: skip
+        written[name] = read_parquet(out.synthetic("d", TASK, "tardiff", 0.2, 1).samples)
+    pd.testing.assert_frame_equal(written["together"], written["alone"])

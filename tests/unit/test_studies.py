@@ -142,6 +142,7 @@ def setup(tmp_path_factory, tiny_config):
     config = tiny_config(
         evaluation={
             "seeds": 2,
+            "selection_seeds": 2,
             "model": {"hidden": 4, "steps": 8, "batch_size": 32},
             "bootstrap_resamples": 100,
         },
@@ -306,6 +307,7 @@ def test_efficiency_rows(tmp_path):
         ("train_classifier", "t", 2.0, 100),
         ("generate_tardiff_w0.1", "t", 3.0, 50),
         ("generate_tardiff_w0.3", "t", 5.0, 70),
+        ("generate_classifier_guidance_w0.1_final", "t", 1.0, 40),
         ("extract_cohort", None, 1.5, 10),
     ):
         path = Path(Layout(str(root)).benchmark("d", job, task))
@@ -318,10 +320,12 @@ def test_efficiency_rows(tmp_path):
         8.0,
         70,
     ]
+    assert stages.loc["generate (classifier_guidance)", "jobs"] == 1
     assert stages.loc["extract_cohort", "task"] == ""
     records = []
     for method, wall in (("conditional", 2.0), ("tardiff", 3.0)):
-        path = tmp_path / f"{method}.json"
+        path = Path(Layout(str(root)).synthetic("d", "t", method, 0.1, 3).settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
         write_json(
             {
                 "method": method,
@@ -350,7 +354,10 @@ def test_efficiency_rows(tmp_path):
         records=records,
         out=out,
     )
-    assert len(table) == 3 + 1 + 2 and Path(out.md).read_text().count("\n") > 6
+    assert len(table) == 4 + 1 + 2 and Path(out.md).read_text().count("\n") > 6
+    with pytest.raises(ValueError, match="not a generation record"):
+        run_efficiency_stage(benchmarks=paths, pairs=["d/x"], influence=[tmp_path / "summary.json"],
+                             records=records, out=out)  # fmt: skip
     bad = tmp_path / "bad.tsv"
     bad.write_text("x\n1\n")
     with pytest.raises(ValueError, match="bad.tsv"):

@@ -138,6 +138,7 @@ def _check_evaluation_outputs(layout, config):
             for copy, rows in copies:  # its folds: each evaluated at its own chosen scales
                 selection = json.loads(Path(layout.selection(copy, task)).read_text())
                 assert set(selection["methods"]) == {"tardiff", "classifier_guidance", "cfg"}
+                assert selection["seeds"] == ev["selection_seeds"] < seeds
                 for method, chosen in rows.groupby("method")["scale"]:
                     if method in selection["methods"]:
                         assert (chosen == selection["methods"][method]["chosen"]).all()
@@ -304,16 +305,16 @@ def test_end_to_end_test_config(test_config_run):
         summary = json.loads(Path(cohort.summary).read_text())
         assert summary["n_stays"] == len(stays)
         for task in entry["tasks"]:
-            for method, scale in [
-                ("conditional", 0),
-                ("tardiff", 0.1),
-                ("classifier_guidance", 0.1),
-                ("cfg", 1),
-                ("influence_filter", 0),
-            ]:
-                samples = pd.read_parquet(layout.synthetic(name, task, method, scale, 1).samples)
+            grid = [("tardiff", 0.1), ("classifier_guidance", 0.1), ("cfg", 1)]
+            for method, scale in [("conditional", 0), *grid, ("influence_filter", 0)]:
+                samples = pd.read_parquet(layout.synthetic(name, task, method, scale, 0).samples)
                 assert task in samples.columns and samples[task].nunique() == 2
                 assert not samples.drop(columns=["stay_id", "step", task]).isna().any().any()
+            # seed 1 follows the selection seed (selection_seeds: 1): chosen scales only
+            chosen = json.loads(Path(layout.selection(name, task)).read_text())["methods"]
+            for method, scale in [("conditional", 0), *grid, ("influence_filter", 0)]:
+                drawn = Path(layout.synthetic(name, task, method, scale, 1).samples).exists()
+                assert drawn == (method not in chosen or chosen[method]["chosen"] == scale)
         assert Path(layout.manifest(name)).exists()
         if entry["external"] is None:
             assert not Path(layout.cohort(name, external=True).stays).exists()

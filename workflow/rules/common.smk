@@ -9,7 +9,6 @@ from tardiff.config import scarcity_tasks, study_pairs, validate_config
 from tardiff.demo import external_seed
 from tardiff.inputs import check_inputs
 from tardiff.io import read_json
-from tardiff.evaluate.downstream.sets import generation_draws
 from tardiff.evaluate.studies.stage import MAIN, study_scale
 from tardiff.generate import METHODS as DIFFUSION_METHODS
 from tardiff.layout import Layout
@@ -40,6 +39,10 @@ METHODS = plan.methods(CFG)
 SCALES = plan.scales(CFG)
 N_SEEDS = plan.n_seeds(CFG)
 SEEDS = list(range(N_SEEDS))
+# the first seeds choose the scales and run the guidance studies; the later ones are drawn at
+# the chosen scales only (evaluation.selection_seeds)
+SELECTION_SEEDS = SEEDS[: plan.selection_seeds(CFG)]
+FINAL_SEEDS = SEEDS[len(SELECTION_SEEDS) :]
 # The largest minority-only multiple: generation tops the minority class up to it.
 MINORITY_MULTIPLE = plan.minority_multiple(CFG)
 # (dataset, task) pairs: the config's; with the data-scarcity study's reduced copies, the pairs
@@ -146,9 +149,10 @@ def guidance_study_inputs(wildcards):
     and each one's influence summary."""
     d, t = wildcards.dataset, wildcards.task
     scale = study_scale(read_json(checkpoints.select_scales.get(**wildcards).output[0]))
-    samples = [LAYOUT.synthetic(d, t, "tardiff", scale, k).samples for k in SEEDS]
+    seeds = SELECTION_SEEDS
+    samples = [LAYOUT.synthetic(d, t, "tardiff", scale, k).samples for k in seeds]
     for v in VARIANTS:
-        samples += [LAYOUT.variant_synthetic(d, t, v, scale, k).samples for k in SEEDS]
+        samples += [LAYOUT.variant_synthetic(d, t, v, scale, k).samples for k in seeds]
     summaries = [LAYOUT.influence(d, t).summary]
     summaries += [LAYOUT.variant_influence(d, t, v).summary for v in VARIANTS]
     return {"synthetic": samples, "summaries": summaries}
@@ -166,8 +170,17 @@ def fold_predictions(wildcards):
     return [LAYOUT.evaluation(c, wildcards.task).predictions for c in copies]
 
 
+def selections_made(pairs):
+    """Wait for the scale selection of ``pairs`` where later seeds are drawn at the chosen
+    scales (their files are named after them)."""
+    if FINAL_SEEDS:
+        for d, t in pairs:
+            checkpoints.select_scales.get(dataset=d, task=t)
+
+
 def dataset_targets(dataset):
     """Every output of a dataset, its data-scarcity copies included (the manifest's list)."""
+    selections_made([(d, t) for d, t in PAIRS if parse_dataset(d)[0] == dataset])
     return plan.dataset_targets(CFG, LAYOUT, dataset)
 
 
@@ -184,25 +197,11 @@ def metrics_inputs():
     }
 
 
-def efficiency_inputs():
+def efficiency_inputs(wildcards):
     """Benchmark files of every job of the main pairs, their influence summaries and
     generation records."""
-    benchmarks = [LAYOUT.benchmark(d, "extract_cohort") for d in DATASETS]
-    benchmarks += [
-        LAYOUT.benchmark(d, "demo_raw") for d in DATASETS if ENTRIES[d].uses_demo
-    ]
-    benchmarks += [LAYOUT.benchmark(d, "extract_external") for d in EXTERNAL]
-    benchmarks += [LAYOUT.benchmark(d, "external_demo_raw") for d in EXTERNAL
-                   if ENTRIES[d].external_entry().uses_demo]  # fmt: skip
-    jobs = plan.benchmark_jobs(CFG)
-    benchmarks += [LAYOUT.benchmark(d, job, t) for d, t in BASE_PAIRS for job in jobs]
-    records = [LAYOUT.synthetic(d, t, m, w, k).settings for d, t in BASE_PAIRS
-               for m, w, k in generation_draws(METHODS, SCALES, N_SEEDS)]  # fmt: skip
-    return {
-        "benchmarks": benchmarks,
-        "influence": [LAYOUT.influence(d, t).summary for d, t in BASE_PAIRS],
-        "records": records,
-    }
+    selections_made(BASE_PAIRS)
+    return plan.efficiency_inputs(CFG, LAYOUT)
 
 
 def all_targets():

@@ -1,10 +1,12 @@
 rule generate:
     """Synthetic samples of one diffusion method and guidance scale, in physical units, one set
-    per evaluation seed (the models load once)."""
+    per selection seed (the models load once): every scale of the grids."""
     input:
         **LAYOUT.generation_inputs("{dataset}", "{task}"),
     output:
-        **LAYOUT.synthetic_seeds("{dataset}", "{task}", "{method}", "{scale}", SEEDS),
+        **LAYOUT.synthetic_seeds(
+            "{dataset}", "{task}", "{method}", "{scale}", SELECTION_SEEDS
+        ),
     log:
         LAYOUT.log("{dataset}", "generate_{method}_w{scale}", "{task}"),
     benchmark:
@@ -17,12 +19,30 @@ rule generate:
     params:
         method="{method}",
         generation=section("generation"),
-        seeds=SEEDS,
+        seeds=SELECTION_SEEDS,
         minority_multiple=MINORITY_MULTIPLE,
         device=CFG["device"],
         code=source_hash(*STAGE_CODE, "models", "diffusion", "guidance", "generate"),
     script:
         "../scripts/generate.py"
+
+
+# The evaluation seeds after the selection seeds (evaluation.selection_seeds), drawn only at the
+# scale chosen on validation: the evaluation, fidelity and manifest ask for them once the
+# selection ran.
+if FINAL_SEEDS:
+
+    use rule generate as generate_final with:
+        output:
+            **LAYOUT.synthetic_seeds(
+                "{dataset}", "{task}", "{method}", "{scale}", FINAL_SEEDS
+            ),
+        log:
+            LAYOUT.log("{dataset}", "generate_{method}_w{scale}_final", "{task}"),
+        benchmark:
+            LAYOUT.benchmark("{dataset}", "generate_{method}_w{scale}_final", "{task}")
+        params:
+            seeds=FINAL_SEEDS,
 
 
 rule jitter:

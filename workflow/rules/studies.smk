@@ -125,7 +125,9 @@ rule generate_variant:
             ).G,
         },
     output:
-        **LAYOUT.variant_seeds("{dataset}", "{task}", "{variant}", "{scale}", SEEDS),
+        **LAYOUT.variant_seeds(
+            "{dataset}", "{task}", "{variant}", "{scale}", SELECTION_SEEDS
+        ),
     log:
         LAYOUT.log("{dataset}", "generate_{variant}_w{scale}", "{task}"),
     benchmark:
@@ -138,7 +140,7 @@ rule generate_variant:
     params:
         method="tardiff",
         generation=section("generation"),
-        seeds=SEEDS,
+        seeds=SELECTION_SEEDS,
         minority_multiple=MINORITY_MULTIPLE,
         device=CFG["device"],
         code=source_hash(*STAGE_CODE, "models", "diffusion", "guidance", "generate"),
@@ -237,7 +239,7 @@ rule study_report:
 rule efficiency:
     """Wall time and peak memory per stage, the cost of G and of sampling."""
     input:
-        **efficiency_inputs(),
+        unpack(efficiency_inputs),
     output:
         **{
             name: report(

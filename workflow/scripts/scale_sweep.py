@@ -24,7 +24,7 @@ run_sweep_stage(
         ScaleGrids.from_config(sm.params.scales),
         studies.sweep_scales,
         studies.sweep_methods,
-        evaluation.seeds,
+        evaluation.selection_seeds,
     ),
     evaluation=evaluation,
     fidelity=FidelitySettings.from_config(sm.params.fidelity),

@@ -132,7 +132,7 @@ def _guidance_inputs(config, layout, d: str, t: str) -> dict:
     from tardiff.evaluate.studies.stage import study_scale
 
     scale = study_scale(plan.chosen_scales(layout, d, t))
-    seeds, variants = range(plan.n_seeds(config)), plan.variants(config)
+    seeds, variants = range(plan.selection_seeds(config)), plan.variants(config)
     samples = [layout.synthetic(d, t, "tardiff", scale, k).samples for k in seeds]
     for v in variants:
         samples += [layout.variant_synthetic(d, t, v, scale, k).samples for k in seeds]

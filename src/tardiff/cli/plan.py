@@ -29,6 +29,11 @@ def n_seeds(config: dict[str, Any]) -> int:
     return config["evaluation"]["seeds"]
 
 
+def selection_seeds(config: dict[str, Any]) -> int:
+    """The first seeds: they choose the scales and run the guidance studies."""
+    return config["evaluation"]["selection_seeds"]
+
+
 def minority_multiple(config: dict[str, Any]) -> float:
     """The largest minority-only multiple: generation tops the minority class up to it."""
     return max([1.0, *config["evaluation"]["minority_multiples"]])
@@ -92,18 +97,32 @@ def selection_synthetic(config, layout: Layout, dataset: str, task: str) -> list
     """Samples of every scale of every guided method's grid (and the conditional ones)."""
     from tardiff.evaluate.downstream.sets import selection_draws
 
-    keys = selection_draws(methods(config), scales(config), n_seeds(config))
+    keys = selection_draws(methods(config), scales(config), selection_seeds(config))
     return [layout.draw(dataset, task, *key) for key in keys]
+
+
+def _chosen(layout: Layout, dataset: str, task: str) -> dict[str, float]:
+    selection = chosen_scales(layout, dataset, task)
+    return {m: v["chosen"] for m, v in selection["methods"].items()}
 
 
 def evaluation_synthetic(config, layout: Layout, dataset: str, task: str) -> list[str]:
     """Samples of each method at the scale chosen on validation."""
     from tardiff.evaluate.downstream.sets import evaluation_draws
 
-    selection = chosen_scales(layout, dataset, task)
-    chosen = {m: v["chosen"] for m, v in selection["methods"].items()}
-    keys = evaluation_draws(methods(config), chosen, n_seeds(config))
+    keys = evaluation_draws(methods(config), _chosen(layout, dataset, task), n_seeds(config))
     return [layout.draw(dataset, task, *key) for key in keys]
+
+
+def final_keys(config, layout: Layout, dataset: str, task: str) -> list:
+    """The diffusion draws of the seeds after the selection seeds, at the chosen scales (none
+    without such seeds; otherwise the selection must exist)."""
+    from tardiff.evaluate.downstream.sets import final_draws
+
+    if selection_seeds(config) == n_seeds(config):
+        return []
+    chosen = _chosen(layout, dataset, task)
+    return final_draws(methods(config), chosen, n_seeds(config), selection_seeds(config))
 
 
 def external_cohort(config, layout: Layout, dataset: str) -> tuple[str, str] | None:
@@ -120,19 +139,16 @@ def sweep_keys(config: dict[str, Any]) -> list:
 
     studies = StudySettings.from_config(config["studies"])
     return sweep_draws(methods(config), scales(config), studies.sweep_scales,
-                       studies.sweep_methods, n_seeds(config))  # fmt: skip
+                       studies.sweep_methods, selection_seeds(config))  # fmt: skip
 
 
 def pair_targets(config, layout: Layout, dataset: str, task: str) -> list[str]:
     """Every model, sample and evaluation file of one (dataset, task) pair."""
-    from tardiff.evaluate.downstream.sets import generation_draws
-
-    seeds = n_seeds(config)
     targets = [*layout.classifier(dataset, task), *layout.influence(dataset, task)]
     targets += layout.diffusion(dataset, task)
-    for method, scale, seed in generation_draws(methods(config), scales(config), seeds):
+    for method, scale, seed in pair_draws(config, layout, dataset, task):
         targets += layout.synthetic(dataset, task, method, scale, seed)
-    for seed in range(seeds):
+    for seed in range(n_seeds(config)):
         targets += layout.jitter(dataset, task, seed)
     targets += [layout.selection(dataset, task), *layout.evaluation(dataset, task)]
     if (dataset, task) in base_pairs(config):
@@ -155,15 +171,49 @@ def dataset_targets(config, layout: Layout, dataset: str) -> list[str]:
     return targets
 
 
-def benchmark_jobs(config: dict[str, Any]) -> list[str]:
-    """Benchmark names of the per-pair jobs the efficiency table reads."""
+def pair_draws(config, layout: Layout, dataset: str, task: str) -> list:
+    """Every diffusion draw of one pair: those of the selection seeds, then :func:`final_keys`."""
     from tardiff.evaluate.downstream.sets import generation_draws
 
-    draws = generation_draws(methods(config), scales(config), n_seeds(config))
+    draws = generation_draws(methods(config), scales(config), selection_seeds(config))
+    return draws + final_keys(config, layout, dataset, task)
+
+
+def benchmark_jobs(config, layout: Layout, dataset: str, task: str) -> list[str]:
+    """Benchmark names of one pair's jobs the efficiency table reads (the generation jobs of
+    the later seeds need the selection)."""
+    from tardiff.evaluate.downstream.sets import generation_draws
+
+    draws = generation_draws(methods(config), scales(config), selection_seeds(config))
     generated = sorted({(m, w) for m, w, _ in draws})
+    final = sorted({(m, w) for m, w, _ in final_keys(config, layout, dataset, task)})
     jobs = ["train_classifier", "influence", "train_diffusion", "select_scales", "evaluate",
             "fidelity", "privacy"]  # fmt: skip
-    return jobs + [f"generate_{m}_w{scale_tag(w)}" for m, w in generated]
+    jobs += [f"generate_{m}_w{scale_tag(w)}" for m, w in generated]
+    return jobs + [f"generate_{m}_w{scale_tag(w)}_final" for m, w in final]
+
+
+def efficiency_inputs(config, layout: Layout) -> dict[str, list[str]]:
+    """Benchmark files of every job of the main pairs (a workflow run writes them), their
+    influence summaries and generation records."""
+    entries = {d: entry(config, d) for d in config["datasets"]}
+    files = [layout.benchmark(d, "extract_cohort") for d in entries]
+    files += [layout.benchmark(d, "demo_raw") for d, e in entries.items() if e.uses_demo]
+    external = {d: e.external_entry() for d, e in entries.items() if e.external is not None}
+    files += [layout.benchmark(d, "extract_external") for d in external]
+    files += [layout.benchmark(d, "external_demo_raw") for d, e in external.items() if e.uses_demo]
+    base = base_pairs(config)
+    files += [layout.benchmark(d, job, t) for d, t in base
+              for job in benchmark_jobs(config, layout, d, t)]  # fmt: skip
+    return {
+        "benchmarks": files,
+        "influence": [layout.influence(d, t).summary for d, t in base],
+        "records": [
+            layout.synthetic(d, t, m, w, k).settings
+            for d, t in base
+            for m, w, k in pair_draws(config, layout, d, t)
+        ],  # fmt: skip
+    }
 
 
 def check_target(config: dict[str, Any], dataset: str, task: str | None, base_only: bool) -> None:

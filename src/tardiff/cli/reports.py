@@ -66,29 +66,12 @@ def _cmd_study_report(args, config, layout):
     )
 
 
-def _benchmarks(config, layout) -> list[str]:
-    """Snakemake benchmark files of every job of the main pairs (a workflow run writes them)."""
-    entries = {d: plan.entry(config, d) for d in config["datasets"]}
-    files = [layout.benchmark(d, "extract_cohort") for d in entries]
-    files += [layout.benchmark(d, "demo_raw") for d, e in entries.items() if e.uses_demo]
-    external = {d: e.external_entry() for d, e in entries.items() if e.external is not None}
-    files += [layout.benchmark(d, "extract_external") for d in external]
-    files += [layout.benchmark(d, "external_demo_raw") for d, e in external.items() if e.uses_demo]
-    jobs = plan.benchmark_jobs(config)
-    return files + [layout.benchmark(d, job, t) for d, t in plan.base_pairs(config) for job in jobs]
-
-
 def _cmd_efficiency(args, config, layout):
-    from tardiff.evaluate.downstream.sets import generation_draws
     from tardiff.evaluate.studies.efficiency import run_efficiency_stage
 
-    base = plan.base_pairs(config)
-    draws = generation_draws(plan.methods(config), plan.scales(config), plan.n_seeds(config))
     run_efficiency_stage(
-        benchmarks=_benchmarks(config, layout),
-        pairs=[f"{d}/{t}" for d, t in base],
-        influence=[layout.influence(d, t).summary for d, t in base],
-        records=[layout.synthetic(d, t, m, w, k).settings for d, t in base for m, w, k in draws],
+        **plan.efficiency_inputs(config, layout),
+        pairs=[f"{d}/{t}" for d, t in plan.base_pairs(config)],
         out=layout.efficiency(),
     )
 

@@ -1,7 +1,8 @@
 """Guidance-scale selection on the validation ``select`` part, never on test.
 
 For every guided method the candidates are 0 (the conditional draw) and each scale of its grid
-(``generation.scales``). Each candidate's draw of every evaluation seed is scored by TSRTR at α = 1:
+(``generation.scales``). Each candidate's draw of every selection seed (the first
+``evaluation.selection_seeds`` evaluation seeds) is scored by TSRTR at α = 1:
 an evaluation model (the fixed recipe of :mod:`tardiff.evaluate.downstream.ensemble`, seed = the
 evaluation seed) trained on real train ∪ |real train| synthetic samples at the real class ratio,
 scored by AUPRC (average precision) on ``select``. The chosen scale maximises the mean over seeds;
@@ -72,7 +73,7 @@ def select_scales(
         (r["method"], r["scale"], r["seed"]): float(a)
         for r, a in zip(plan.rows, auprc, strict=True)
     }
-    seeds = range(settings.seeds)
+    seeds = range(settings.selection_seeds)
     methods = {}
     for method in sorted({m for m, _, _ in score} - {"conditional"}):
         grid = sorted([0.0, *scales.of(method)], key=lambda w: (abs(w), w))
@@ -85,7 +86,7 @@ def select_scales(
         log.info("%s: AUPRC on select by scale %s -> chosen %g", method,
                  dict(zip(grid, np.round(means, 4), strict=True)), chosen)  # fmt: skip
     return {"metric": "auprc", "protocol": "TSRTR", "ratio": 1.0, "part": "select",
-            "seeds": settings.seeds, "methods": methods}  # fmt: skip
+            "seeds": settings.selection_seeds, "methods": methods}  # fmt: skip
 
 
 def run_selection_stage(
@@ -107,7 +108,7 @@ def run_selection_stage(
     ``synthetic`` lists the samples files of
     :func:`~tardiff.evaluate.downstream.sets.selection_draws`, in that order.
     """
-    keys = selection_draws(methods, scales, settings.seeds)
+    keys = selection_draws(methods, scales, settings.selection_seeds)
     if len(keys) != len(synthetic):
         raise ValueError(
             f"expected {len(keys)} synthetic files for the selection, got {len(synthetic)}"

@@ -64,8 +64,10 @@ def selection_draws(methods: tuple[str, ...], scales: ScaleGrids, seeds: int) ->
 
 
 def generation_draws(methods: tuple[str, ...], scales: ScaleGrids, seeds: int) -> list[DrawKey]:
-    """Every diffusion draw a run generates: :func:`selection_draws`, then the unguided
-    methods' own scale-0 draws not already among them (e.g. ``influence_filter``)."""
+    """Every diffusion draw of the first ``seeds`` seeds (``evaluation.selection_seeds``), which
+    do not depend on the selection: :func:`selection_draws`, then the unguided methods' own
+    scale-0 draws not already among them (e.g. ``influence_filter``). The later seeds are
+    :func:`final_draws`."""
     keys = selection_draws(methods, scales, seeds)
     extra = [m for m in methods if METHODS[m] is None and (m, 0.0, 0) not in keys]
     return keys + [(m, 0.0, k) for m in extra for k in range(seeds)]
@@ -80,6 +82,23 @@ def evaluation_draws(
     (``influence_filter``) its own draw."""
     keys: list[DrawKey] = [(m, float(chosen.get(m, 0.0)), k) for m in methods for k in range(seeds)]
     return keys + [("jitter", None, k) for k in range(seeds)]
+
+
+def final_draws(
+    methods: tuple[str, ...], chosen: dict[str, float], seeds: int, selection_seeds: int
+) -> list[DrawKey]:
+    """The diffusion draws of seeds ``selection_seeds..seeds-1``, which are drawn at the chosen
+    scales only: the files :func:`evaluation_draws` reads for those seeds (conditional where a
+    scale-guided method chose 0), each once."""
+    keys: list[DrawKey] = []
+    for method, scale, seed in evaluation_draws(methods, chosen, seeds):
+        if method == "jitter" or seed < selection_seeds:
+            continue
+        conditional = scale == 0 and scale_guided(method)
+        key = ("conditional", 0.0, seed) if conditional else (method, scale, seed)
+        if key not in keys:
+            keys.append(key)
+    return keys
 
 
 def load_draw(

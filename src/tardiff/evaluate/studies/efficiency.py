@@ -3,7 +3,8 @@
 - **Stages**: Snakemake's benchmark file of every job (``<dataset>/benchmarks/[<task>/]<job>.tsv``:
   wall seconds ``s`` and peak resident memory ``max_rss`` in MB), summed (wall) and maxed
   (memory) over the jobs of one stage, dataset and task. Jobs of one rule with different
-  wildcards (``generate_<method>_w<scale>``) count as one stage per method.
+  wildcards (``generate_<method>_w<scale>``, and ``generate_<method>_w<scale>_final`` for the
+  seeds after the selection seeds) count as one stage per method.
 - **Influence vector G**: the influence stage's own timing (its ``summary.json``): the one-time
   cost of guidance, paid once per dataset and task.
 - **Sampling**: from the generation stage's per-seed records: samples per second (total samples
@@ -26,7 +27,7 @@ from tardiff.io import read_json
 from tardiff.layout import TableFiles
 
 COLUMNS = ["stage", "dataset", "task", "jobs", "wall_s", "max_rss_mb", "note"]
-_GENERATE = re.compile(r"generate_(?P<method>.+)_w(?P<scale>[^_]+)$")
+_GENERATE = re.compile(r"generate_(?P<method>.+?)_w(?P<scale>[^_]+)(_final)?$")
 
 
 def _job(path: Path) -> tuple[str, str, str]:
@@ -38,6 +39,15 @@ def _job(path: Path) -> tuple[str, str, str]:
     dataset, task = parts[at - 1], parts[at + 1] if len(parts) - at == 3 else ""
     match = _GENERATE.match(path.stem)
     return (f"generate ({match['method']})" if match else path.stem), dataset, task
+
+
+def _record_pair(path: Path) -> tuple[str, str]:
+    """(dataset, task) of a generation record ``<dataset>/<task>/synthetic/.../seed<k>.json``."""
+    parts = path.parts
+    if "synthetic" not in parts[2:-1]:
+        raise ValueError(f"{path}: not under a pair's synthetic/ folder")
+    at = len(parts) - 1 - parts[::-1].index("synthetic")
+    return parts[at - 2], parts[at - 1]
 
 
 def stage_rows(benchmarks: Sequence[str | Path]) -> pd.DataFrame:
@@ -140,17 +150,21 @@ def run_efficiency_stage(
     out: TableFiles,
 ) -> pd.DataFrame:
     """Write the efficiency table (Markdown and CSV) of a run. ``pairs`` names each
-    ``<dataset>/<task>``; ``influence`` holds one summary per pair, ``records`` the same number
-    of generation records per pair, in that order."""
-    if len(influence) != len(pairs) or len(records) % max(1, len(pairs)):
-        raise ValueError(f"{len(pairs)} pairs, {len(influence)} summaries, {len(records)} records")
+    ``<dataset>/<task>``; ``influence`` holds one summary per pair, in that order; ``records``
+    the generation records of the pairs (``<dataset>/<task>/synthetic/...`` paths)."""
+    if len(influence) != len(pairs):
+        raise ValueError(f"{len(pairs)} pairs but {len(influence)} influence summaries")
     keys = [tuple(p.split("/")) for p in pairs]
-    per = len(records) // max(1, len(pairs))
-    generation = {k: records[i * per : (i + 1) * per] for i, k in enumerate(keys)}
+    generation: dict[tuple, list] = {k: [] for k in keys}
+    for path in records:
+        pair = _record_pair(Path(path))
+        if pair not in generation:
+            raise ValueError(f"{path}: not a generation record of the pairs {', '.join(pairs)}")
+        generation[pair].append(path)
     parts = [
         stage_rows(benchmarks),
         influence_rows(dict(zip(keys, influence, strict=True))),
-        sampling_rows(generation),
+        sampling_rows({k: v for k, v in generation.items() if v}),
     ]
     table = pd.concat([p for p in parts if len(p)], ignore_index=True)[COLUMNS]
     efficiency_table(efficiency=table, md=out.md, csv=out.csv)

@@ -2,7 +2,8 @@
 
 - **Scale sweep** (Fig. 3, ``scale_sweep.csv``): every scale of each guided method's grid, the
   extra ``studies.sweep_scales`` (negative ones included) for the methods of
-  ``studies.sweep_methods``, and 0 (the conditional draw). Per scale:
+  ``studies.sweep_methods``, and 0 (the conditional draw), each for the selection seeds
+  (``evaluation.selection_seeds``). Per scale:
   the mean sample influence G·∇φℓ of each class (from the generation stage, mean over seeds), TSRTR
   at α = 1 scored on validation ``select`` (AUROC and AUPRC: mean, min and max over seeds; the
   selection's protocol and models) and the real-vs-synthetic discriminator AUROC of seed 0's draw
@@ -14,7 +15,8 @@
   built from a stratified share of the guide part (``studies.guide_fractions``) or from another
   guidance source (``studies.guide_sources``), beside the main G. The study scale is the one chosen
   for ``tardiff`` on validation, or, when that is 0, its best non-zero grid scale on validation.
-  Each variant's draws (every evaluation seed) are scored by TSRTR at α = 1 on real test
+  Each variant's draws (every selection seed, ``evaluation.selection_seeds``) are scored by
+  TSRTR at α = 1 on real test
   (AUROC, AUPRC, minority F1 with the threshold chosen on ``select``, 95 % bootstrap intervals):
   a final evaluation of variants fixed in the config, from which nothing is chosen.
 """
@@ -284,11 +286,12 @@ def run_guidance_study_stage(
     mem_mb: float | None = None,
 ) -> pd.DataFrame:
     """Write ``guidance.csv``. ``variants`` starts with ``main``; ``synthetic`` lists each
-    variant's samples at :func:`study_scale` for every evaluation seed (variant by variant) and
+    variant's samples at :func:`study_scale` for every selection seed (variant by variant) and
     ``summaries`` each variant's influence summary, in that order."""
-    if len(summaries) != len(variants) or len(synthetic) != len(variants) * evaluation.seeds:
+    seeds = evaluation.selection_seeds
+    if len(summaries) != len(variants) or len(synthetic) != len(variants) * seeds:
         raise ValueError(
-            f"{len(variants)} variants x {evaluation.seeds} seeds, but "
+            f"{len(variants)} variants x {seeds} selection seeds, but "
             f"{len(synthetic)} samples files and {len(summaries)} summaries"
         )
     scale = study_scale(read_json(selection))
@@ -299,7 +302,7 @@ def run_guidance_study_stage(
     plan = Plan()
     real_rows = plan.add_data(prepared.x["train"], prepared.y["train"])
     for i, path in enumerate(synthetic):
-        key = (variants[i // evaluation.seeds], scale, i % evaluation.seeds)
+        key = (variants[i // seeds], scale, i % seeds)
         draw = load_draw(path, key, prepared.transform, task, prepared.seq_len)
         add_protocols(
             plan, real_rows, prepared.y["train"], draw, ratios=(1.0,), multiples=(), tstr=False
