@@ -1,7 +1,8 @@
 """Label fidelity, range and influence of every generated scale of a finished run (issue 18).
 
 For every (dataset, task) of the config's main study and every scale of each guided method's grid
-(scale 0 = the conditional draw), over all evaluation seeds of the run's generated sets:
+(scale 0 = the conditional draw), over the selection seeds (`evaluation.selection_seeds`: the
+seeds drawn at every scale) of the run's generated sets:
 
 - ``own_0`` / ``own_1``: the label judge's own-label share per class (the fidelity stage's judge:
   ``fidelity.judge`` recipe, trained on real train, threshold on validation ``select``), in %;
@@ -58,7 +59,7 @@ def _rows(layout: Layout, config: dict, dataset: str, task: str) -> list[dict]:
     keys = [("conditional", 0.0)] + [(m, float(w)) for m in methods for w in grids.of(m)]
     rows = []
     for method, scale in keys:
-        for seed in range(config["evaluation"]["seeds"]):
+        for seed in range(config["evaluation"]["selection_seeds"]):  # every grid scale
             files = layout.synthetic(dataset, task, method, scale, seed)
             draw = load_draw(
                 files.samples, (method, scale, seed), prep.transform, task, prep.seq_len

@@ -182,15 +182,13 @@ def pair_draws(config, layout: Layout, dataset: str, task: str) -> list:
 def benchmark_jobs(config, layout: Layout, dataset: str, task: str) -> list[str]:
     """Benchmark names of one pair's jobs the efficiency table reads (the generation jobs of
     the later seeds need the selection)."""
-    from tardiff.evaluate.downstream.sets import generation_draws
-
-    draws = generation_draws(methods(config), scales(config), selection_seeds(config))
-    generated = sorted({(m, w) for m, w, _ in draws})
-    final = sorted({(m, w) for m, w, _ in final_keys(config, layout, dataset, task)})
+    first, draws = selection_seeds(config), pair_draws(config, layout, dataset, task)
     jobs = ["train_classifier", "influence", "train_diffusion", "select_scales", "evaluate",
             "fidelity", "privacy"]  # fmt: skip
-    jobs += [f"generate_{m}_w{scale_tag(w)}" for m, w in generated]
-    return jobs + [f"generate_{m}_w{scale_tag(w)}_final" for m, w in final]
+    for suffix, later in (("", False), ("_final", True)):
+        generated = sorted({(m, w) for m, w, k in draws if (k >= first) == later})
+        jobs += [f"generate_{m}_w{scale_tag(w)}{suffix}" for m, w in generated]
+    return jobs
 
 
 def efficiency_inputs(config, layout: Layout) -> dict[str, list[str]]:
@@ -212,7 +210,7 @@ def efficiency_inputs(config, layout: Layout) -> dict[str, list[str]]:
             layout.synthetic(d, t, m, w, k).settings
             for d, t in base
             for m, w, k in pair_draws(config, layout, d, t)
-        ],  # fmt: skip
+        ],
     }
 
 
