@@ -154,12 +154,15 @@ def test_cfg_is_scale_selected_and_influence_filter_has_its_own_draw():
     methods = ("conditional", "tardiff", "cfg", "influence_filter")
     keys = selection_draws(methods, grids, seeds=1)
     assert keys == [("conditional", 0.0, 0), ("tardiff", 0.1, 0), ("cfg", 0.5, 0), ("cfg", 2.0, 0)]
-    # the default methods generate exactly the selection's draws
+    # the guided grids at the selection seeds, then every seed of the unguided methods
     default = ("conditional", "tardiff", "classifier_guidance")
-    assert generation_draws(default, grids, 2) == selection_draws(default, grids, 2)
-    extra = [("influence_filter", 0.0, k) for k in (0, 1)]
-    assert generation_draws(methods, grids, 2) == [*selection_draws(methods, grids, 2), *extra]
-    assert generation_draws(("conditional",), grids, 1) == [("conditional", 0.0, 0)]
+    conditional = [("conditional", 0.0, k) for k in range(3)]
+    assert generation_draws(default, grids, 1, 3) == [("tardiff", 0.1, 0), *conditional]
+    extra = [("influence_filter", 0.0, k) for k in range(3)]
+    assert generation_draws(methods, grids, 1, 3) == [*keys[1:], *conditional, *extra]
+    # the conditional draw is the scale-0 candidate even where not listed
+    assert generation_draws(("tardiff",), grids, 1, 2) == [("tardiff", 0.1, 0), *conditional[:2]]
+    assert generation_draws(("influence_filter",), grids, 1, 2) == extra[:2]
     final = evaluation_draws(methods, {"tardiff": 0.1, "cfg": 0.0}, seeds=1)
     assert final[:4] == [("conditional", 0.0, 0), ("tardiff", 0.1, 0), ("cfg", 0.0, 0),
                          ("influence_filter", 0.0, 0)]  # fmt: skip
@@ -169,22 +172,21 @@ def test_cfg_is_scale_selected_and_influence_filter_has_its_own_draw():
     assert paths[3] == "r/d/t/synthetic/influence_filter/w0/seed0.parquet"
 
 
-def test_final_draws_are_the_later_seeds_at_the_chosen_scales():
+def test_final_draws_are_the_later_seeds_of_the_guided_methods_at_the_chosen_scales():
     methods = ("conditional", "tardiff", "classifier_guidance", "influence_filter")
     chosen = {"tardiff": 0.0, "classifier_guidance": 0.1}
     keys = final_draws(methods, chosen, seeds=4, selection_seeds=2)
-    # tardiff chose 0: the conditional draw, listed once; no jitter (its own rule)
-    assert keys == [
-        ("conditional", 0.0, 2), ("conditional", 0.0, 3), ("classifier_guidance", 0.1, 2),
-        ("classifier_guidance", 0.1, 3), ("influence_filter", 0.0, 2), ("influence_filter", 0.0, 3),
-    ]  # fmt: skip
+    # tardiff chose 0 (the conditional draw, drawn for every seed); no jitter (its own rule)
+    assert keys == [("classifier_guidance", 0.1, 2), ("classifier_guidance", 0.1, 3)]
     assert final_draws(methods, chosen, seeds=2, selection_seeds=2) == []
-    # with the selection seeds' draws they are every diffusion file the evaluation reads
+    # with the draws that need no selection they are every diffusion file the evaluation reads
     grids = ScaleGrids(tardiff=(0.1,), classifier_guidance=(0.03, 0.1))
     layout = Layout("r")
-    written = {layout.draw("d", "t", *k) for k in generation_draws(methods, grids, 2) + keys}
+    first = generation_draws(methods, grids, 2, 4)
+    written = {layout.draw("d", "t", *k) for k in first + keys}
     read = {layout.draw("d", "t", *k) for k in evaluation_draws(methods, chosen, 4)[:-4]}
     assert read <= written and len(read) == 3 * 4
+    assert len(written) == len(first) + len(keys)  # no file drawn twice
 
 
 def test_load_draw_maps_physical_units_back(tmp_path):

@@ -310,7 +310,8 @@ def test_end_to_end_test_config(test_config_run):
                 samples = pd.read_parquet(layout.synthetic(name, task, method, scale, 0).samples)
                 assert task in samples.columns and samples[task].nunique() == 2
                 assert not samples.drop(columns=["stay_id", "step", task]).isna().any().any()
-            # seed 1 follows the selection seed (selection_seeds: 1): chosen scales only
+            # seed 1 follows the selection seed (selection_seeds: 1): the guided methods at
+            # their chosen scales only, the unguided ones as ever
             chosen = json.loads(Path(layout.selection(name, task)).read_text())["methods"]
             for method, scale in [("conditional", 0), *grid, ("influence_filter", 0)]:
                 drawn = Path(layout.synthetic(name, task, method, scale, 1).samples).exists()

@@ -11,6 +11,7 @@ from tardiff.inputs import check_inputs
 from tardiff.io import read_json
 from tardiff.evaluate.studies.stage import MAIN, study_scale
 from tardiff.generate import METHODS as DIFFUSION_METHODS
+from tardiff.methods import scale_guided
 from tardiff.layout import Layout
 from tardiff.names import (
     FOLD_TAG,
@@ -36,7 +37,6 @@ ENTRIES = {d: DatasetSettings.from_config(e) for d, e in DATASETS.items()}
 # dataset -> its external test population (the datasets that have one)
 EXTERNAL = {d: e.external for d, e in ENTRIES.items() if e.external is not None}
 METHODS = plan.methods(CFG)
-SCALES = plan.scales(CFG)
 N_SEEDS = plan.n_seeds(CFG)
 SEEDS = list(range(N_SEEDS))
 # the first seeds choose the scales and run the guidance studies; the later ones are drawn at
@@ -94,6 +94,9 @@ if workflow.local_exec and workflow.global_resources.get("mem_mb").value is None
 
 
 BASE_DATASET = "|".join(DATASETS)
+# the generate rule's methods (a scale grid) and generate_unguided's
+GUIDED_METHODS = "|".join(m for m in DIFFUSION_METHODS if scale_guided(m))
+UNGUIDED_METHODS = "|".join(m for m in DIFFUSION_METHODS if not scale_guided(m))
 
 
 wildcard_constraints:

@@ -1,6 +1,6 @@
 rule generate:
-    """Synthetic samples of one diffusion method and guidance scale, in physical units, one set
-    per selection seed (the models load once): every scale of the grids."""
+    """Synthetic samples of one scale-guided method at one scale of its grid, in physical units,
+    one set per selection seed (the models load once)."""
     input:
         **LAYOUT.generation_inputs("{dataset}", "{task}"),
     output:
@@ -11,6 +11,8 @@ rule generate:
         LAYOUT.log("{dataset}", "generate_{method}_w{scale}", "{task}"),
     benchmark:
         LAYOUT.benchmark("{dataset}", "generate_{method}_w{scale}", "{task}")
+    wildcard_constraints:
+        method=GUIDED_METHODS,
     conda:
         "../../envs/torch.yaml"
     resources:
@@ -27,9 +29,21 @@ rule generate:
         "../scripts/generate.py"
 
 
-# The evaluation seeds after the selection seeds (evaluation.selection_seeds), drawn only at the
-# scale chosen on validation: the evaluation, fidelity and manifest ask for them once the
-# selection ran.
+# The unguided methods (conditional, influence_filter) do not depend on the scale selection:
+# every evaluation seed of them is drawn in one job.
+use rule generate as generate_unguided with:
+    output:
+        **LAYOUT.synthetic_seeds("{dataset}", "{task}", "{method}", "{scale}", SEEDS),
+    wildcard_constraints:
+        method=UNGUIDED_METHODS,
+    params:
+        seeds=SEEDS,
+
+
+# The evaluation seeds after the selection seeds (evaluation.selection_seeds) of the
+# scale-guided methods, drawn only at the scale chosen on validation (where not 0: scale 0 is
+# the conditional draw): the evaluation, fidelity and manifest ask for them once the selection
+# ran.
 if FINAL_SEEDS:
 
     use rule generate as generate_final with:

@@ -171,22 +171,27 @@ def dataset_targets(config, layout: Layout, dataset: str) -> list[str]:
     return targets
 
 
-def pair_draws(config, layout: Layout, dataset: str, task: str) -> list:
-    """Every diffusion draw of one pair: those of the selection seeds, then :func:`final_keys`."""
+def first_draws(config: dict[str, Any]) -> list:
+    """The diffusion draws that do not wait for the scale selection (the ``generate`` jobs)."""
     from tardiff.evaluate.downstream.sets import generation_draws
 
-    draws = generation_draws(methods(config), scales(config), selection_seeds(config))
-    return draws + final_keys(config, layout, dataset, task)
+    return generation_draws(methods(config), scales(config), selection_seeds(config),
+                            n_seeds(config))  # fmt: skip
+
+
+def pair_draws(config, layout: Layout, dataset: str, task: str) -> list:
+    """Every diffusion draw of one pair: :func:`first_draws`, then :func:`final_keys`."""
+    return first_draws(config) + final_keys(config, layout, dataset, task)
 
 
 def benchmark_jobs(config, layout: Layout, dataset: str, task: str) -> list[str]:
     """Benchmark names of one pair's jobs the efficiency table reads (the generation jobs of
     the later seeds need the selection)."""
-    first, draws = selection_seeds(config), pair_draws(config, layout, dataset, task)
     jobs = ["train_classifier", "influence", "train_diffusion", "select_scales", "evaluate",
             "fidelity", "privacy"]  # fmt: skip
-    for suffix, later in (("", False), ("_final", True)):
-        generated = sorted({(m, w) for m, w, k in draws if (k >= first) == later})
+    later = final_keys(config, layout, dataset, task)
+    for suffix, draws in (("", first_draws(config)), ("_final", later)):
+        generated = sorted({(m, w) for m, w, _ in draws})
         jobs += [f"generate_{m}_w{scale_tag(w)}{suffix}" for m, w in generated]
     return jobs
 

@@ -63,14 +63,25 @@ def selection_draws(methods: tuple[str, ...], scales: ScaleGrids, seeds: int) ->
     return keys + [(m, float(w), k) for m in guided for w in scales.of(m) for k in range(seeds)]
 
 
-def generation_draws(methods: tuple[str, ...], scales: ScaleGrids, seeds: int) -> list[DrawKey]:
-    """Every diffusion draw of the first ``seeds`` seeds (``evaluation.selection_seeds``), which
-    do not depend on the selection: :func:`selection_draws`, then the unguided methods' own
-    scale-0 draws not already among them (e.g. ``influence_filter``). The later seeds are
-    :func:`final_draws`."""
-    keys = selection_draws(methods, scales, seeds)
-    extra = [m for m in methods if METHODS[m] is None and (m, 0.0, 0) not in keys]
-    return keys + [(m, 0.0, k) for m in extra for k in range(seeds)]
+def unselected_methods(methods: tuple[str, ...]) -> list[str]:
+    """Methods whose draws do not depend on the scale selection, so every seed of them is drawn
+    at once: the unguided ones, ``conditional`` first (the scale-0 candidate of every
+    scale-guided method, so drawn whenever one is listed)."""
+    unguided = [m for m in methods if METHODS[m] is None and m != "conditional"]
+    needed = "conditional" in methods or any(scale_guided(m) for m in methods)
+    return ["conditional", *unguided] if needed else unguided
+
+
+def generation_draws(
+    methods: tuple[str, ...], scales: ScaleGrids, selection_seeds: int, seeds: int
+) -> list[DrawKey]:
+    """Every diffusion draw that does not depend on the selection: every scale of each
+    scale-guided method's grid for the first ``selection_seeds`` seeds (:func:`selection_draws`
+    less the conditional draws), then every seed of the :func:`unselected_methods`. The later
+    seeds of the guided methods are :func:`final_draws`."""
+    guided = selection_draws(methods, scales, selection_seeds)
+    keys = [key for key in guided if key[0] != "conditional"]
+    return keys + [(m, 0.0, k) for m in unselected_methods(methods) for k in range(seeds)]
 
 
 def evaluation_draws(
@@ -87,18 +98,11 @@ def evaluation_draws(
 def final_draws(
     methods: tuple[str, ...], chosen: dict[str, float], seeds: int, selection_seeds: int
 ) -> list[DrawKey]:
-    """The diffusion draws of seeds ``selection_seeds..seeds-1``, which are drawn at the chosen
-    scales only: the files :func:`evaluation_draws` reads for those seeds (conditional where a
-    scale-guided method chose 0), each once."""
-    keys: list[DrawKey] = []
-    for method, scale, seed in evaluation_draws(methods, chosen, seeds):
-        if method == "jitter" or seed < selection_seeds:
-            continue
-        conditional = scale == 0 and scale_guided(method)
-        key = ("conditional", 0.0, seed) if conditional else (method, scale, seed)
-        if key not in keys:
-            keys.append(key)
-    return keys
+    """The diffusion draws of seeds ``selection_seeds..seeds-1`` that :func:`evaluation_draws`
+    reads and :func:`generation_draws` does not hold: the scale-guided methods at their chosen
+    scales, where not 0 (scale 0 reads the conditional draw)."""
+    return [(m, w, k) for m, w, k in evaluation_draws(methods, chosen, seeds)
+            if k >= selection_seeds and scale_guided(m) and w != 0]  # fmt: skip
 
 
 def load_draw(

@@ -3,8 +3,8 @@
 - **Stages**: Snakemake's benchmark file of every job (``<dataset>/benchmarks/[<task>/]<job>.tsv``:
   wall seconds ``s`` and peak resident memory ``max_rss`` in MB), summed (wall) and maxed
   (memory) over the jobs of one stage, dataset and task. Jobs of one rule with different
-  wildcards (``generate_<method>_w<scale>``, and ``generate_<method>_w<scale>_final`` for the
-  seeds after the selection seeds) count as one stage per method.
+  wildcards (``generate_<method>_w<scale>``, and ``generate_<method>_w<scale>_final`` for a
+  guided method's seeds after the selection seeds) count as one stage per method.
 - **Influence vector G**: the influence stage's own timing (its ``summary.json``): the one-time
   cost of guidance, paid once per dataset and task.
 - **Sampling**: from the generation stage's per-seed records: samples per second (total samples
