@@ -26,13 +26,18 @@ def profile(name: str) -> dict:
 
 
 def rule_resources() -> dict[str, str]:
-    """rule -> text of its ``resources:`` block ('' without one), from the rule files."""
-    rules = {}
+    """rule -> text of its ``resources:`` block ('' without one), from the rule files; a
+    ``use rule A as B with:`` rule has A's (none of them sets resources of its own)."""
+    rules, derived = {}, []
     for smk in [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]:
-        blocks = re.split(r"^(?:rule|checkpoint) (\w+):", smk.read_text(), flags=re.M)
+        text = smk.read_text()
+        blocks = re.split(r"^(?:rule|checkpoint) (\w+):", text, flags=re.M)
         for name, body in zip(blocks[1::2], blocks[2::2], strict=True):
             found = re.search(r"^    resources:\n((?:        .*\n)+)", body, flags=re.M)
             rules[name] = found.group(1) if found else ""
+        derived += re.findall(r"^ *use rule (\w+) as (\w+) with:", text, flags=re.M)
+    for base, name in derived:
+        rules[name] = rules[base]
     return rules
 
 
